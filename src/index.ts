@@ -1,0 +1,19 @@
+/**
+ * ioasid: a simulator of the Linux IOASID / iommufd model and the vIOMMUs behind it.
+ * This is the public API; everything else is internal.
+ */
+export { Iommufd, DmaFaultError, type OpenOptions, type IovaRange, type MapFlags, type TranslateFaultInfo, type HostMemory, type FaultInjection } from './iommufd.js';
+export { IommufdError, type Errno } from './util/errors.js';
+export { IovaRangesTooSmall } from './registry/index.js';
+export { Access, TranslateFault, type TranslateFaultCode } from './pgtable/index.js';
+
+/** Host page size (bytes). */
+export const PAGE_SIZE = 4096n;
+/** The mock domain's page size (bytes). */
+export const MOCK_PAGE_SIZE = 2048n;
+/** The mock domain's huge page size (bytes). */
+export const MOCK_HUGE_PAGE_SIZE = 1n << 20n;
+/** First IOVA of the mock aperture. */
+export const MOCK_APERTURE_START = 1n << 24n;
+/** Last IOVA of the mock aperture. */
+export const MOCK_APERTURE_LAST = (1n << 31n) - 1n;

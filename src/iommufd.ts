@@ -1,0 +1,396 @@
+import { DEFAULT_MEMORY_BYTES } from './memory/index.js';
+import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE } from './pgtable/index.js';
+import * as reg from './registry/index.js';
+import { NO_PASID } from './translate/index.js';
+import { argEnum, argId, argInt, argObject, argOptBool, argOptU64, argRanges, argU64 } from './util/args.js';
+import { IommufdError } from './util/errors.js';
+import type { FaultInjector } from './util/fail-nth.js';
+
+/** Options of {@link Iommufd.open}. */
+export interface OpenOptions {
+  /** Physical memory in bytes (a multiple of 4096; default 256 MiB, at most 4 GiB). */
+  memoryBytes?: number;
+  /** Whether the caller has CAP_SYS_RESOURCE (needed to set rlimit-mode). Default true. */
+  privileged?: boolean;
+}
+
+/** An inclusive IOVA range. */
+export interface IovaRange {
+  /** First IOVA. */
+  start: bigint;
+  /** Last IOVA (inclusive). */
+  last: bigint;
+}
+
+/** Flags of {@link Iommufd.ioasMap} and {@link Iommufd.ioasCopy}. */
+export interface MapFlags {
+  /** Map at the given IOVA (IOMMU_IOAS_MAP_FIXED_IOVA). */
+  fixedIova?: boolean;
+  /** DMA may read (IOMMU_IOAS_MAP_READABLE). */
+  readable?: boolean;
+  /** DMA may write (IOMMU_IOAS_MAP_WRITEABLE). */
+  writeable?: boolean;
+}
+
+/** Details of the last translation fault. */
+export interface TranslateFaultInfo {
+  /** The negative TranslateFault code. */
+  code: number;
+  /** The faulting IOVA. */
+  iova: number;
+  /** Page-table level where the walk stopped. */
+  level: number;
+  /** Why: 'no-domain', 'aperture', 'not-present', 'read-denied', 'write-denied'. */
+  reason: string;
+  /** The PASID, or -1 for a request without PASID. */
+  pasid: number;
+}
+
+/** A DMA that faulted: EFAULT, with the translation fault's details. */
+export class DmaFaultError extends IommufdError {
+  /** The fault. */
+  readonly fault: TranslateFaultInfo;
+  constructor(fault: TranslateFaultInfo) {
+    super('EFAULT', `DMA fault at IOVA 0x${fault.iova.toString(16)}: ${fault.reason} (level ${fault.level})`);
+    this.fault = fault;
+  }
+}
+
+/** The VMM's host memory, as seen through an open {@link Iommufd}. */
+export interface HostMemory {
+  /** Maps zeroed memory; returns a page-aligned host VA. */
+  mmap(length: bigint): bigint;
+  /** Unmaps [va, va+length). */
+  munmap(va: bigint, length: bigint): void;
+  /** Writes bytes at a host VA (EFAULT if unmapped). */
+  write(va: bigint, bytes: Uint8Array): void;
+  /** Reads bytes at a host VA (EFAULT if unmapped). */
+  read(va: bigint, length: number): Uint8Array;
+  /** How many pins hold the host page of `va` (1 while it is mapped into any domain). */
+  pinCount(va: bigint): number;
+}
+
+/** The fault-injection control of an open {@link Iommufd} (iommufd_fail_nth). */
+export interface FaultInjection {
+  /** The nth fallible step from now fails (ENOMEM unless the step names another errno). */
+  arm(nth: number): void;
+  /** Cancels an armed failure. */
+  disarm(): void;
+  /** Whether the armed failure was consumed. */
+  readonly fired: boolean;
+}
+
+const DEVICE_KINDS = ['mock', 'smmuv3', 'vtd'] as const;
+const DATA_TYPES = ['none', 'selftest', 'vtd-s1', 'arm-smmuv3'] as const;
+const MAX_IOVA = 2 ** 53 - 1;
+
+/**
+ * An open iommufd: the typed mirror of `/dev/iommu`'s uAPI. Control-plane calls are synchronous,
+ * like ioctls, and throw {@link IommufdError} with the errno Linux returns for the same misuse.
+ */
+export class Iommufd {
+  readonly #ctx: reg.IommufdCtx;
+  #closed = false;
+  /** Device slot by device id (the data plane's name for a device). */
+  readonly #slots: number[] = [];
+  /** The VMM's host memory. */
+  readonly memory: HostMemory;
+  /** Fault injection. */
+  readonly faultInjection: FaultInjection;
+
+  private constructor(opts: OpenOptions) {
+    this.#ctx = new reg.IommufdCtx({ memoryBytes: opts.memoryBytes ?? DEFAULT_MEMORY_BYTES, privileged: opts.privileged ?? true });
+    const mm = this.#ctx.mm;
+    const live = (): void => this.#live();
+    this.memory = {
+      mmap: (length) => (live(), mm.mmap(length)),
+      munmap: (va, length) => (live(), mm.munmap(va, length)),
+      write: (va, bytes) => (live(), mm.write(va, bytes)),
+      read: (va, length) => (live(), mm.read(va, length)),
+      pinCount: (va) => (live(), mm.pinCount(argU64('va', va))),
+    };
+    const faults: FaultInjector = this.#ctx.faults;
+    this.faultInjection = {
+      arm: (nth) => faults.arm(nth),
+      disarm: () => faults.disarm(),
+      get fired() {
+        return faults.fired;
+      },
+    };
+  }
+
+  /** Opens a new iommufd with its own physical memory (synchronous). */
+  static open(opts: OpenOptions = {}): Iommufd {
+    const o = argObject('opts', opts)!;
+    if (o['memoryBytes'] !== undefined) argInt('memoryBytes', o['memoryBytes'], 0, Number.MAX_SAFE_INTEGER);
+    argOptBool('privileged', o['privileged']);
+    return new Iommufd(opts);
+  }
+
+  /** Releases everything; later calls fail with EBADF. */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      reg.destroyAll(this.#ctx);
+    }
+    return Promise.resolve();
+  }
+
+  #live(): void {
+    if (this.#closed) throw new IommufdError('EBADF', 'the iommufd is closed');
+  }
+
+  // ---- objects ------------------------------------------------------------------------------
+
+  /** IOMMU_IOAS_ALLOC: returns the new IOAS id. */
+  ioasAlloc(): number {
+    this.#live();
+    return reg.ioasAlloc(this.#ctx);
+  }
+
+  /** IOMMU_DESTROY. */
+  destroy(id: number): void {
+    this.#live();
+    reg.destroy(this.#ctx, argId('id', id));
+  }
+
+  /** IOMMU_IOAS_IOVA_RANGES. EMSGSIZE (an IovaRangesTooSmall with numIovas and ranges) when `capacity` is too small. */
+  ioasIovaRanges(ioasId: number, capacity?: number): { ranges: IovaRange[]; alignment: bigint } {
+    this.#live();
+    const cap = capacity === undefined ? Number.MAX_SAFE_INTEGER : argInt('capacity', capacity, 0, 0xffff_ffff);
+    return reg.ioasIovaRanges(this.#ctx, argId('ioasId', ioasId), cap);
+  }
+
+  /** IOMMU_IOAS_ALLOW_IOVAS: replaces the allowed list (an empty list clears it). */
+  ioasAllowIovas(ioasId: number, ranges: IovaRange[]): void {
+    this.#live();
+    reg.ioasAllowIovas(this.#ctx, argId('ioasId', ioasId), argRanges('ranges', ranges));
+  }
+
+  /** IOMMU_IOAS_MAP: returns the IOVA. Flags omitted: readable and writeable. */
+  ioasMap(ioasId: number, a: { userVa: bigint; length: bigint; iova?: bigint; flags?: MapFlags }): bigint {
+    this.#live();
+    const o = argObject('args', a)!;
+    return reg.ioasMap(this.#ctx, argId('ioasId', ioasId), {
+      userVa: argU64('userVa', o['userVa']),
+      length: argU64('length', o['length']),
+      iova: argOptU64('iova', o['iova']),
+      flags: mapFlags(o['flags']),
+    });
+  }
+
+  /** IOMMU_IOAS_COPY: maps the pages behind [srcIova, srcIova+length) of one IOAS into another; returns the IOVA. */
+  ioasCopy(a: { dstIoasId: number; srcIoasId: number; srcIova: bigint; length: bigint; dstIova?: bigint; flags?: MapFlags }): bigint {
+    this.#live();
+    const o = argObject('args', a)!;
+    return reg.ioasCopy(this.#ctx, {
+      dstIoasId: argId('dstIoasId', o['dstIoasId']),
+      srcIoasId: argId('srcIoasId', o['srcIoasId']),
+      srcIova: argU64('srcIova', o['srcIova']),
+      length: argU64('length', o['length']),
+      dstIova: argOptU64('dstIova', o['dstIova']),
+      flags: mapFlags(o['flags']),
+    });
+  }
+
+  /** IOMMU_IOAS_UNMAP: returns the bytes unmapped; (0n, 2n ** 64n - 1n) unmaps everything. */
+  ioasUnmap(ioasId: number, iova: bigint, length: bigint): bigint {
+    this.#live();
+    return reg.ioasUnmap(this.#ctx, argId('ioasId', ioasId), argU64('iova', iova), argU64('length', length));
+  }
+
+  /** IOMMU_OPTION: 'huge-pages' on an IOAS, or the global 'rlimit-mode'. Returns the value. */
+  option(a: { option: 'huge-pages' | 'rlimit-mode'; op: 'get' | 'set'; objectId?: number; val?: bigint }): bigint {
+    this.#live();
+    const o = argObject('args', a)!;
+    const op = argEnum('op', o['op'], ['get', 'set'] as const);
+    const val = argOptU64('val', o['val']);
+    if (op === 'set' && val === undefined) throw new IommufdError('EINVAL', 'val is required for set');
+    return reg.option(this.#ctx, {
+      option: argEnum('option', o['option'], ['huge-pages', 'rlimit-mode'] as const),
+      op,
+      objectId: o['objectId'] === undefined ? 0 : argId('objectId', o['objectId']),
+      val: val ?? 0n,
+    });
+  }
+
+  /** Binds a device behind a mock, smmuv3 or vtd IOMMU; returns the device id. */
+  deviceBind(a: {
+    iommu: 'mock' | 'smmuv3' | 'vtd';
+    sid?: number;
+    pasidBits?: number;
+    ats?: boolean;
+    pri?: boolean;
+    dirtyTracking?: boolean;
+    pasidExec?: boolean;
+    pasidPriv?: boolean;
+    reservedRegions?: IovaRange[];
+  }): number {
+    this.#live();
+    const o = argObject('args', a)!;
+    const regions = o['reservedRegions'] === undefined ? undefined : argRanges('reservedRegions', o['reservedRegions']);
+    regions?.forEach((r, i) => {
+      if (r.start > r.last) throw new IommufdError('EINVAL', `reservedRegions[${i}] has start > last`);
+    });
+    const id = reg.deviceBind(this.#ctx, {
+      iommu: argEnum('iommu', o['iommu'], DEVICE_KINDS),
+      sid: o['sid'] === undefined ? undefined : argInt('sid', o['sid'], 0, 0xffff_ffff),
+      pasidBits: o['pasidBits'] === undefined ? undefined : argInt('pasidBits', o['pasidBits'], 0, reg.MAX_PASID_BITS),
+      ats: argOptBool('ats', o['ats']),
+      pri: argOptBool('pri', o['pri']),
+      dirtyTracking: argOptBool('dirtyTracking', o['dirtyTracking']),
+      pasidExec: argOptBool('pasidExec', o['pasidExec']),
+      pasidPriv: argOptBool('pasidPriv', o['pasidPriv']),
+      reservedRegions: regions,
+    });
+    this.#slots[id] = this.#ctx.objects.get(id, 'device').slot;
+    return id;
+  }
+
+  /** Unbinds a device: detaches its RID and PASIDs, then destroys it. */
+  deviceUnbind(devId: number): void {
+    this.#live();
+    reg.deviceUnbind(this.#ctx, argId('devId', devId));
+    this.#slots[devId] = -1;
+  }
+
+  /** IOMMU_HWPT_ALLOC: returns the HWPT id. Nested data types answer EOPNOTSUPP for now. */
+  hwptAlloc(a: {
+    devId: number;
+    ptId: number;
+    flags?: { nestParent?: boolean; dirtyTracking?: boolean; pasid?: boolean };
+    faultId?: number;
+    dataType?: 'none' | 'selftest' | 'vtd-s1' | 'arm-smmuv3';
+    data?: unknown;
+  }): number {
+    this.#live();
+    const o = argObject('args', a)!;
+    const f = argObject('flags', o['flags'], true);
+    return reg.hwptAlloc(this.#ctx, {
+      devId: argId('devId', o['devId']),
+      ptId: argId('ptId', o['ptId']),
+      flags:
+        f === undefined
+          ? undefined
+          : {
+              ...optional('nestParent', argOptBool('flags.nestParent', f['nestParent'])),
+              ...optional('dirtyTracking', argOptBool('flags.dirtyTracking', f['dirtyTracking'])),
+              ...optional('pasid', argOptBool('flags.pasid', f['pasid'])),
+            },
+      faultId: o['faultId'] === undefined ? undefined : argId('faultId', o['faultId']),
+      dataType: o['dataType'] === undefined ? undefined : argEnum('dataType', o['dataType'], DATA_TYPES),
+      data: o['data'],
+    });
+  }
+
+  /** Attaches a device's RID (or a PASID) to an IOAS or HWPT; returns the HWPT id now attached. */
+  deviceAttach(devId: number, ptId: number, opts?: { pasid?: number }): number {
+    this.#live();
+    return reg.deviceAttach(this.#ctx, argId('devId', devId), argId('ptId', ptId), pasidOf(opts));
+  }
+
+  /** Replaces a device's RID (or PASID) attachment in one step; returns the HWPT id now attached. */
+  deviceReplace(devId: number, ptId: number, opts?: { pasid?: number }): number {
+    this.#live();
+    return reg.deviceReplace(this.#ctx, argId('devId', devId), argId('ptId', ptId), pasidOf(opts));
+  }
+
+  /** Detaches a device's RID (or PASID); detaching what is not attached does nothing. */
+  deviceDetach(devId: number, opts?: { pasid?: number }): void {
+    this.#live();
+    reg.deviceDetachById(this.#ctx, argId('devId', devId), pasidOf(opts));
+  }
+
+  /** IOMMU_GET_HW_INFO. */
+  getHwInfo(devId: number): { type: string; maxPasidLog2: number; capabilities: { dirtyTracking: boolean; pasidExec: boolean; pasidPriv: boolean } } {
+    this.#live();
+    return reg.getHwInfo(this.#ctx, argId('devId', devId));
+  }
+
+  // ---- data plane ---------------------------------------------------------------------------
+
+  /**
+   * Translates a DMA request: returns the physical address, or a negative TranslateFault whose
+   * details {@link lastFault} returns. Allocation-free.
+   */
+  translate(devId: number, iova: number, access: number, pasid?: number): number {
+    if (this.#closed) throw new IommufdError('EBADF', 'the iommufd is closed');
+    const slot = this.#slots[devId];
+    if (slot === undefined || slot < 0) throw new IommufdError('ENOENT', `no device with id ${String(devId)}`);
+    if (!(iova >= 0 && iova <= MAX_IOVA) || iova % 1 !== 0) throw new IommufdError('EINVAL', `iova must be an integer in [0, 2^53), got ${String(iova)}`);
+    if (!((access & ~15) === 0 && access > 0)) throw new IommufdError('EINVAL', `access must be a non-empty set of Access bits, got ${String(access)}`);
+    if (pasid === undefined) return this.#ctx.translator.translate(slot, iova, access, NO_PASID);
+    if (!(pasid >= 0 && pasid < 1 << 20) || pasid % 1 !== 0) throw new IommufdError('EINVAL', `pasid must be an integer in [0, 2^20), got ${String(pasid)}`);
+    return this.#ctx.translator.translate(slot, iova, access, pasid);
+  }
+
+  /** Details of the last fault that {@link translate} returned on this fd. */
+  lastFault(): TranslateFaultInfo {
+    const f = this.#ctx.translator.fault;
+    return { code: f.words[0]!, iova: f.iova, level: f.words[1]!, reason: FAULT_REASON_NAMES[f.words[2]!] ?? 'unknown', pasid: f.words[3]! };
+  }
+
+  /** A device reads `length` bytes at `iova` by DMA. A fault throws a {@link DmaFaultError} (EFAULT). */
+  dmaRead(devId: number, iova: number, length: number, opts?: { pasid?: number }): Uint8Array {
+    argInt('length', length, 0, 2 ** 31);
+    const out = new Uint8Array(length);
+    this.#dma(devId, iova, length, Access.Read, opts?.pasid, (pa, off, n) => out.set(this.#ctx.memory.phys.u8.subarray(pa, pa + n), off));
+    return out;
+  }
+
+  /** A device writes `bytes` at `iova` by DMA. A fault throws a {@link DmaFaultError}; nothing is written then. */
+  dmaWrite(devId: number, iova: number, bytes: Uint8Array, opts?: { pasid?: number }): void {
+    if (!(bytes instanceof Uint8Array)) throw new IommufdError('EINVAL', 'bytes must be a Uint8Array');
+    const u8 = this.#ctx.memory.phys.u8;
+    const chunks: number[] = [];
+    // Translate every chunk first, so a fault part-way writes nothing.
+    this.#dma(devId, iova, bytes.length, Access.Write, opts?.pasid, (pa, off, n) => chunks.push(pa, off, n));
+    for (let i = 0; i < chunks.length; i += 3) u8.set(bytes.subarray(chunks[i + 1]!, chunks[i + 1]! + chunks[i + 2]!), chunks[i]!);
+  }
+
+  #dma(devId: number, iova: number, length: number, access: number, pasid: number | undefined, each: (pa: number, off: number, n: number) => void): void {
+    let off = 0;
+    while (off < length) {
+      const at = iova + off;
+      const pa = this.translate(devId, at, access, pasid);
+      if (pa < 0) throw new DmaFaultError(this.lastFault());
+      // Every format's pages are at least MOCK_PAGE_SIZE, so a chunk never crosses a page.
+      const n = Math.min(length - off, MOCK_PAGE_SIZE - (at % MOCK_PAGE_SIZE));
+      each(pa, off, n);
+      off += n;
+    }
+  }
+
+  // ---- introspection ------------------------------------------------------------------------
+
+  /** A deterministic, JSON-comparable picture of all visible state. */
+  snapshot(): unknown {
+    this.#live();
+    return reg.snapshot(this.#ctx);
+  }
+
+  /** Frames of physical memory in use (allocated or awaiting reclamation). */
+  framesInUse(): number {
+    return this.#ctx.memory.frames.inUse;
+  }
+}
+
+function mapFlags(v: unknown): MapFlags | undefined {
+  const f = argObject('flags', v, true);
+  if (f === undefined) return undefined;
+  return {
+    ...optional('fixedIova', argOptBool('flags.fixedIova', f['fixedIova'])),
+    ...optional('readable', argOptBool('flags.readable', f['readable'])),
+    ...optional('writeable', argOptBool('flags.writeable', f['writeable'])),
+  };
+}
+
+function optional<K extends string, V>(key: K, v: V | undefined): { [P in K]?: V } {
+  return (v === undefined ? {} : { [key]: v }) as { [P in K]?: V };
+}
+
+function pasidOf(opts: unknown): number {
+  const o = argObject('opts', opts, true);
+  if (o === undefined || o['pasid'] === undefined) return NO_PASID;
+  return argInt('opts.pasid', o['pasid'], 0, 2 ** 20 - 1);
+}

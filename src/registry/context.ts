@@ -1,0 +1,68 @@
+import { HostAddressSpace, SystemMemory } from '../memory/index.js';
+import { ContextTables, Translator } from '../translate/index.js';
+import { FaultInjector } from '../util/fail-nth.js';
+import type { IommufdObject, ObjectType } from './objects.js';
+import { ObjectTable } from './table.js';
+
+/** Options for a new context. */
+export interface ContextOptions {
+  /** Physical memory size in bytes. */
+  memoryBytes: number;
+  /** Whether the caller has CAP_SYS_RESOURCE (RLIMIT_MODE set). */
+  privileged: boolean;
+}
+
+/** Destroy handlers, one per object kind (the kernel's per-type ops table). */
+export type DestroyOps = { [T in ObjectType]: (ctx: IommufdCtx, obj: Extract<IommufdObject, { type: T }>) => void };
+
+/**
+ * The state of one open iommufd (`struct iommufd_ctx`): the object table, the memory it owns,
+ * the shared data-plane tables, and the fault-injection point that every fallible step consults.
+ */
+export class IommufdCtx {
+  /** The fault-injection point. */
+  readonly faults = new FaultInjector();
+  /** All objects. */
+  readonly objects = new ObjectTable(this.faults);
+  /** Physical memory, the frame allocator and the reclaimer. */
+  readonly memory: SystemMemory;
+  /** The VMM's host address space. */
+  readonly mm: HostAddressSpace;
+  /** Data-plane tables in shared memory. */
+  readonly tables: ContextTables;
+  /** The control-plane thread's translator. */
+  readonly translator: Translator;
+  /** Whether RLIMIT_MODE may be set. */
+  readonly privileged: boolean;
+  /** RLIMIT_MODE: 0 user-based, 1 mm-based accounting. */
+  accountMode = 0;
+  /** Next stream ID handed to a device bound without one. */
+  nextSid = 1;
+
+  /** Creates a context. */
+  constructor(opts: ContextOptions) {
+    this.memory = new SystemMemory(opts.memoryBytes);
+    this.memory.frames.faults = this.faults;
+    this.mm = new HostAddressSpace(this.memory.phys, this.memory.frames);
+    this.tables = new ContextTables(this.memory.phys, this.memory.frames);
+    this.memory.onReclaimOther = (index) => this.tables.recycleDomain(index);
+    this.translator = new Translator(this.memory.phys, this.tables, this.memory.reclaimer, -1);
+    this.privileged = opts.privileged;
+  }
+
+  /**
+   * Runs `fn`, undoing the steps it registered on `undo` (in reverse) if it throws: the
+   * all-or-nothing rule for registry operations (DESIGN.md invariant 3).
+   */
+  atomically<T>(fn: (undo: (() => void)[]) => T): T {
+    const undo: (() => void)[] = [];
+    try {
+      return fn(undo);
+    } catch (e) {
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
+      throw e;
+    } finally {
+      this.memory.reclaimer.reclaim();
+    }
+  }
+}

@@ -1,0 +1,252 @@
+import { NO_PASID } from '../translate/index.js';
+import { IommufdError } from '../util/errors.js';
+import type { IommufdCtx } from './context.js';
+import { DRIVERS } from './domain.js';
+import { hwptPagingAlloc, hwptPut } from './hwpt.js';
+import type { DeviceObject, HwptPagingObject, IommuKind, Range } from './objects.js';
+
+/** Arguments of device bind. */
+export interface BindArgs {
+  iommu: IommuKind;
+  sid?: number | undefined;
+  pasidBits?: number | undefined;
+  ats?: boolean | undefined;
+  pri?: boolean | undefined;
+  dirtyTracking?: boolean | undefined;
+  pasidExec?: boolean | undefined;
+  pasidPriv?: boolean | undefined;
+  reservedRegions?: Range[] | undefined;
+}
+
+/** The largest PASID width (PCIe: 20 bits). */
+export const MAX_PASID_BITS = 20;
+
+/** Binds a device (VFIO_DEVICE_BIND_IOMMUFD). The driver keeps a reference until unbind. */
+export function deviceBind(ctx: IommufdCtx, a: BindArgs): number {
+  const sid = a.sid ?? ctx.nextSid;
+  for (const o of ctx.objects.all()) {
+    if (o.type === 'device' && o.kind === a.iommu && o.sid === sid) {
+      throw new IommufdError('EBUSY', `sid ${sid} is already bound behind ${a.iommu}`);
+    }
+  }
+  return ctx.atomically((undo) => {
+    const id = ctx.objects.reserve();
+    undo.push(() => ctx.objects.remove(id));
+    ctx.faults.step('device context allocation');
+    const slot = ctx.tables.allocDevice(a.pasidBits ?? 0);
+    if (slot < 0) throw new IommufdError('ENOMEM', 'device context table is full');
+    const dev: DeviceObject = {
+      type: 'device',
+      id,
+      users: 2,
+      kind: a.iommu,
+      sid,
+      pasidBits: a.pasidBits ?? 0,
+      ats: a.ats === true,
+      pri: a.pri === true,
+      dirtyTracking: a.dirtyTracking === true,
+      pasidExec: a.pasidExec === true,
+      pasidPriv: a.pasidPriv === true,
+      reservedRegions: [...DRIVERS[a.iommu].reservedRegions, ...(a.reservedRegions ?? [])].map((r) => ({ ...r })),
+      slot,
+      rid: undefined,
+      pasids: new Map(),
+    };
+    ctx.objects.finalize(dev);
+    if (a.sid === undefined) ctx.nextSid = sid + 1;
+    else if (sid >= ctx.nextSid) ctx.nextSid = sid + 1;
+    return id;
+  });
+}
+
+/** Unbinds a device: detaches the RID and every PASID, then destroys it. */
+export function deviceUnbind(ctx: IommufdCtx, devId: number): void {
+  const dev = ctx.objects.get(devId, 'device');
+  for (const pasid of [...dev.pasids.keys()]) deviceDetach(ctx, dev, pasid);
+  deviceDetach(ctx, dev, NO_PASID);
+  dev.users--;
+  ctx.tables.freeDevice(dev.slot);
+  ctx.objects.remove(dev.id);
+  ctx.memory.reclaimer.reclaim();
+}
+
+function attached(dev: DeviceObject, pasid: number): HwptPagingObject | undefined {
+  return pasid === NO_PASID ? dev.rid : dev.pasids.get(pasid);
+}
+
+function checkPasid(dev: DeviceObject, pasid: number): void {
+  if (pasid === NO_PASID) return;
+  if (dev.pasidBits === 0) throw new IommufdError('EINVAL', `device ${dev.id} has no PASID support`);
+  if (!Number.isInteger(pasid) || pasid < 1 || pasid >= 2 ** dev.pasidBits) {
+    throw new IommufdError('EINVAL', `pasid ${pasid} is outside [1, 2^${dev.pasidBits})`);
+  }
+}
+
+/** `iommufd_hwpt_pasid_compat`, plus the dirty-tracking and driver checks of attach. */
+function checkCompat(dev: DeviceObject, pasid: number, hwpt: HwptPagingObject): void {
+  if (hwpt.kind !== dev.kind) throw new IommufdError('EINVAL', `HWPT ${hwpt.id} belongs to another IOMMU driver`);
+  if (hwpt.dirtyTracking && !dev.dirtyTracking) throw new IommufdError('EINVAL', `device ${dev.id} cannot track dirty pages`);
+  if (pasid === NO_PASID) {
+    if (!hwpt.pasidCompat && dev.pasids.size > 0) {
+      throw new IommufdError('EINVAL', `PASIDs are attached, so the RID needs a PASID-compatible HWPT`);
+    }
+  } else {
+    if (!hwpt.pasidCompat) throw new IommufdError('EINVAL', `HWPT ${hwpt.id} was not allocated for PASID use`);
+    if (dev.rid !== undefined && !dev.rid.pasidCompat) {
+      throw new IommufdError('EINVAL', `the RID's HWPT ${dev.rid.id} is not PASID-compatible`);
+    }
+  }
+}
+
+/** Adds the device's reserved regions to the IOAS of `hwpt` (a RID attach). */
+function reserveRegions(dev: DeviceObject, hwpt: HwptPagingObject, undo: (() => void)[]): void {
+  const iopt = hwpt.ioas.iopt;
+  undo.push(() => iopt.unreserve(dev));
+  for (const r of dev.reservedRegions) iopt.reserve(r.start, r.last, dev);
+}
+
+/** Publishes the domain for the device's RID or PASID in the shared context tables. */
+function publish(ctx: IommufdCtx, dev: DeviceObject, pasid: number, hwpt: HwptPagingObject | undefined): void {
+  const d = hwpt === undefined ? 0 : hwpt.domain.descriptor;
+  if (pasid === NO_PASID) ctx.tables.setRidDomain(dev.slot, d);
+  else ctx.tables.setPasidDomain(dev.slot, pasid, d);
+}
+
+/** `iommufd_hw_pagetable_attach` for one device. */
+function attachHwpt(ctx: IommufdCtx, dev: DeviceObject, pasid: number, hwpt: HwptPagingObject, undo: (() => void)[]): void {
+  checkCompat(dev, pasid, hwpt);
+  if (attached(dev, pasid) !== undefined) {
+    throw new IommufdError('EBUSY', `device ${dev.id} ${pasid === NO_PASID ? 'RID' : `PASID ${pasid}`} is already attached; use replace`);
+  }
+  if (pasid === NO_PASID) {
+    reserveRegions(dev, hwpt, undo);
+  } else {
+    ctx.tables.preparePasid(dev.slot, pasid);
+  }
+  ctx.faults.step('attach device');
+  publish(ctx, dev, pasid, hwpt);
+  if (pasid === NO_PASID) dev.rid = hwpt;
+  else dev.pasids.set(pasid, hwpt);
+  hwpt.users++;
+  dev.users++;
+}
+
+/** Resolves `ptId` to a HWPT for attach or replace, creating an auto domain for an IOAS. */
+function resolveTarget(
+  ctx: IommufdCtx,
+  dev: DeviceObject,
+  pasid: number,
+  ptId: number,
+  tryHwpt: (hwpt: HwptPagingObject, undo: (() => void)[]) => void,
+  undo: (() => void)[],
+): HwptPagingObject {
+  const pt = ctx.objects.get(ptId);
+  if (pt.type === 'hwpt-paging') {
+    tryHwpt(pt, undo);
+    return pt;
+  }
+  if (pt.type !== 'ioas') throw new IommufdError('EINVAL', `ptId ${ptId} is not an IOAS or a HWPT`);
+  // iommufd_device_auto_get_domain: any compatible auto domain of the IOAS will do; EINVAL from
+  // an attempt means "incompatible, try the next".
+  for (const hwpt of [...pt.hwpts]) {
+    if (!hwpt.autoDomain) continue;
+    const local: (() => void)[] = [];
+    try {
+      tryHwpt(hwpt, local);
+      undo.push(...local);
+      return hwpt;
+    } catch (e) {
+      for (let i = local.length - 1; i >= 0; i--) local[i]!();
+      if (e instanceof IommufdError && e.errno === 'EINVAL') continue;
+      throw e;
+    }
+  }
+  const hwpt = hwptPagingAlloc(ctx, pt, dev, {}, true, undo);
+  tryHwpt(hwpt, undo);
+  ctx.objects.finalize(hwpt);
+  return hwpt;
+}
+
+/** Attach (VFIO_DEVICE_ATTACH_IOMMUFD_PT): returns the HWPT id now attached. */
+export function deviceAttach(ctx: IommufdCtx, devId: number, ptId: number, pasid: number): number {
+  const dev = ctx.objects.get(devId, 'device');
+  checkPasid(dev, pasid);
+  return ctx.atomically((undo) => {
+    const hwpt = resolveTarget(ctx, dev, pasid, ptId, (h, u) => attachHwpt(ctx, dev, pasid, h, u), undo);
+    return hwpt.id;
+  });
+}
+
+/**
+ * Replace: switches the RID or PASID to another HWPT in one store, never through a blocking
+ * state; on failure the old HWPT stays. Reserved regions move only if the IOAS changes.
+ */
+export function deviceReplace(ctx: IommufdCtx, devId: number, ptId: number, pasid: number): number {
+  const dev = ctx.objects.get(devId, 'device');
+  checkPasid(dev, pasid);
+  const old = attached(dev, pasid);
+  return ctx.atomically((undo) => {
+    const doReplace = (hwpt: HwptPagingObject, u: (() => void)[]): void => {
+      if (old === undefined) throw new IommufdError('EINVAL', `device ${dev.id} is not attached; use attach`);
+      if (hwpt === old) return;
+      checkCompat(dev, pasid, hwpt);
+      const ioasChanges = pasid === NO_PASID && hwpt.ioas !== old.ioas;
+      if (ioasChanges) reserveRegions(dev, hwpt, u);
+      ctx.faults.step('replace device');
+    };
+    const hwpt = resolveTarget(ctx, dev, pasid, ptId, doReplace, undo);
+    if (hwpt === old || old === undefined) return hwpt.id;
+    // Commit: nothing below can fail.
+    publish(ctx, dev, pasid, hwpt);
+    if (pasid === NO_PASID) {
+      if (hwpt.ioas !== old.ioas) old.ioas.iopt.unreserve(dev);
+      dev.rid = hwpt;
+    } else {
+      dev.pasids.set(pasid, hwpt);
+    }
+    hwpt.users++;
+    undo.length = 0;
+    hwptPut(ctx, old);
+    return hwpt.id;
+  });
+}
+
+/** Detach: a RID or PASID that is not attached is a silent no-op. */
+export function deviceDetach(ctx: IommufdCtx, dev: DeviceObject, pasid: number): void {
+  const old = attached(dev, pasid);
+  if (old === undefined) return;
+  publish(ctx, dev, pasid, undefined);
+  if (pasid === NO_PASID) {
+    old.ioas.iopt.unreserve(dev);
+    dev.rid = undefined;
+  } else {
+    dev.pasids.delete(pasid);
+  }
+  dev.users--;
+  hwptPut(ctx, old);
+  ctx.memory.reclaimer.reclaim();
+}
+
+/** Public detach by id. */
+export function deviceDetachById(ctx: IommufdCtx, devId: number, pasid: number): void {
+  const dev = ctx.objects.get(devId, 'device');
+  checkPasid(dev, pasid);
+  deviceDetach(ctx, dev, pasid);
+}
+
+/** IOMMU_GET_HW_INFO. */
+export function getHwInfo(
+  ctx: IommufdCtx,
+  devId: number,
+): { type: string; maxPasidLog2: number; capabilities: { dirtyTracking: boolean; pasidExec: boolean; pasidPriv: boolean } } {
+  const dev = ctx.objects.get(devId, 'device');
+  return {
+    type: DRIVERS[dev.kind].hwInfoType,
+    maxPasidLog2: dev.pasidBits,
+    capabilities: {
+      dirtyTracking: dev.dirtyTracking,
+      pasidExec: dev.pasidBits > 0 && dev.pasidExec,
+      pasidPriv: dev.pasidBits > 0 && dev.pasidPriv,
+    },
+  };
+}

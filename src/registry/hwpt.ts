@@ -1,0 +1,118 @@
+import { IommufdError } from '../util/errors.js';
+import type { IommufdCtx } from './context.js';
+import { allocPagingDomain, DRIVERS } from './domain.js';
+import type { DeviceObject, HwptPagingObject, IoasObject } from './objects.js';
+
+/** HWPT_ALLOC flags. */
+export interface HwptFlags {
+  /** IOMMU_HWPT_ALLOC_NEST_PARENT. */
+  nestParent?: boolean;
+  /** IOMMU_HWPT_ALLOC_DIRTY_TRACKING. */
+  dirtyTracking?: boolean;
+  /** IOMMU_HWPT_ALLOC_PASID. */
+  pasid?: boolean;
+}
+
+/** Nested data types of HWPT_ALLOC. */
+export type HwptDataType = 'none' | 'selftest' | 'vtd-s1' | 'arm-smmuv3';
+
+/**
+ * `iommufd_hwpt_paging_alloc`: a paging HWPT on `ioas`, filled with every area before it is
+ * returned. Not finalized: the caller publishes it (or aborts it with {@link hwptAbort}).
+ */
+export function hwptPagingAlloc(
+  ctx: IommufdCtx,
+  ioas: IoasObject,
+  dev: DeviceObject,
+  flags: HwptFlags,
+  autoDomain: boolean,
+  undo: (() => void)[],
+): HwptPagingObject {
+  const driver = DRIVERS[dev.kind];
+  if (flags.dirtyTracking === true && !dev.dirtyTracking) {
+    throw new IommufdError('EOPNOTSUPP', `device ${dev.id} cannot track dirty pages`);
+  }
+  if (flags.pasid === true && !driver.pasid) throw new IommufdError('EOPNOTSUPP', `${dev.kind} domains cannot be used on PASIDs`);
+  const id = ctx.objects.reserve();
+  undo.push(() => ctx.objects.remove(id));
+  const domain = allocPagingDomain(ctx, dev.kind);
+  undo.push(() => domain.free());
+  const hwpt: HwptPagingObject = {
+    type: 'hwpt-paging',
+    id,
+    users: 1,
+    ioas,
+    domain,
+    kind: dev.kind,
+    autoDomain,
+    nestParent: flags.nestParent === true,
+    pasidCompat: flags.pasid === true,
+    dirtyTracking: flags.dirtyTracking === true,
+  };
+  ioas.iopt.addDomain(domain);
+  undo.push(() => ioas.iopt.removeDomain(domain));
+  ioas.users++;
+  ioas.hwpts.push(hwpt);
+  undo.push(() => {
+    ioas.hwpts.splice(ioas.hwpts.indexOf(hwpt), 1);
+    ioas.users--;
+  });
+  return hwpt;
+}
+
+/** Destroys a paging HWPT: its domain leaves the IOAS and is freed; the IOAS reference drops. */
+export function hwptPagingDestroy(ctx: IommufdCtx, hwpt: HwptPagingObject): void {
+  const ioas = hwpt.ioas;
+  ioas.iopt.removeDomain(hwpt.domain);
+  ioas.hwpts.splice(ioas.hwpts.indexOf(hwpt), 1);
+  ioas.users--;
+  hwpt.domain.free();
+  ctx.objects.remove(hwpt.id);
+}
+
+/** Drops a reference on a HWPT; an auto domain whose last device left is destroyed. */
+export function hwptPut(ctx: IommufdCtx, hwpt: HwptPagingObject): void {
+  hwpt.users--;
+  if (hwpt.autoDomain && hwpt.users === 1) hwptPagingDestroy(ctx, hwpt);
+}
+
+/** IOMMU_HWPT_ALLOC. */
+export function hwptAlloc(
+  ctx: IommufdCtx,
+  a: { devId: number; ptId: number; flags?: HwptFlags | undefined; faultId?: number | undefined; dataType?: HwptDataType | undefined; data?: unknown },
+): number {
+  const dataType = a.dataType ?? 'none';
+  const hasData = a.data !== undefined;
+  if ((dataType === 'none' && hasData) || (dataType !== 'none' && !hasData)) {
+    throw new IommufdError('EINVAL', dataType === 'none' ? 'data given with dataType none' : `dataType ${dataType} needs data`);
+  }
+  const flags = a.flags ?? {};
+  const dev = ctx.objects.get(a.devId, 'device');
+  const pt = ctx.objects.find(a.ptId);
+  if (pt === undefined) throw new IommufdError('EINVAL', `ptId ${a.ptId} is not an IOAS or a HWPT`);
+  if (pt.type === 'ioas') {
+    if (dataType !== 'none') throw new IommufdError('EINVAL', 'a paging HWPT takes no data');
+    if (a.faultId !== undefined && flags.nestParent === true) {
+      throw new IommufdError('EOPNOTSUPP', 'a nest parent cannot have a fault queue');
+    }
+    return ctx.atomically((undo) => {
+      const hwpt = hwptPagingAlloc(ctx, pt, dev, flags, false, undo);
+      if (a.faultId !== undefined) {
+        // FAULT objects arrive with the page-fault issue: no id can name one yet.
+        throw new IommufdError('ENOENT', `no fault queue with id ${a.faultId}`);
+      }
+      ctx.objects.finalize(hwpt);
+      return hwpt.id;
+    });
+  }
+  if (pt.type === 'hwpt-paging') {
+    if (flags.nestParent === true || flags.dirtyTracking === true || dataType === 'none') {
+      throw new IommufdError('EOPNOTSUPP', 'nested HWPT: unsupported flags or no data');
+    }
+    if (pt.autoDomain || !pt.nestParent || pt.kind !== dev.kind) {
+      throw new IommufdError('EINVAL', `HWPT ${pt.id} is not a nest parent of this driver`);
+    }
+    throw new IommufdError('EOPNOTSUPP', `nested data type ${dataType} is not supported yet`);
+  }
+  throw new IommufdError('EINVAL', `ptId ${a.ptId} is not an IOAS or a HWPT`);
+}

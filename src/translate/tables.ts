@@ -1,0 +1,159 @@
+import type { FrameAllocator } from '../memory/frame-alloc.js';
+import type { PhysMemory } from '../memory/phys.js';
+
+/** Domain formats a descriptor can name. */
+export const DomainFormat = { None: 0, Mock: 1 } as const;
+
+/** How many domain descriptors and device contexts the shared tables hold. */
+export const MAX_DOMAINS = 4096;
+/** How many bound devices the shared tables hold. */
+export const MAX_DEVICES = 4096;
+
+const DOMAIN_WORDS = 4; // [format, rootPa (u32), reserved, reserved]
+const DEVICE_WORDS = 4; // [ridDomain, pasidDirFrame + 1, pasidBits, reserved]
+const PASID_DIR_BITS = 10; // PASID bits 19:10 index the directory, 9:0 the leaf
+const PASID_LEAF_MASK = (1 << PASID_DIR_BITS) - 1;
+
+/** The buffers that hold the data-plane tables (handed to workers). */
+export interface ContextHandles {
+  /** Domain descriptors. */
+  domains: SharedArrayBuffer;
+  /** Device contexts. */
+  devices: SharedArrayBuffer;
+}
+
+/**
+ * What the registry publishes for the data plane, in shared memory, so that translation never
+ * calls the registry (DESIGN.md "The registry"):
+ * - immutable domain descriptors, named by a 32-bit index (0 = none);
+ * - a context per device slot: the RID's domain index, and a two-level PASID table in physical
+ *   frames (1024 directory entries of 1024 PASIDs each, as VT-d's PASID directory) whose entries
+ *   are domain indexes.
+ * A device's domain is switched by one `Atomics.store` of an index, so a walker sees the old
+ * domain or the new one, never a torn or blocked state. Replaced descriptors are retired through
+ * the epoch reclaimer before their index is reused.
+ */
+export class ContextTables {
+  /** Domain descriptors. */
+  readonly domains: Int32Array;
+  /** Device contexts. */
+  readonly devices: Int32Array;
+  readonly #i32: Int32Array;
+  readonly #frames: FrameAllocator | undefined;
+  readonly #freeDomains: number[] = [];
+  readonly #freeDevices: number[] = [];
+
+  /** Creates the tables, or attaches to existing ones (a worker passes `handles` and no allocator). */
+  constructor(mem: PhysMemory, frames?: FrameAllocator, handles?: ContextHandles) {
+    this.#i32 = mem.i32;
+    this.#frames = frames;
+    this.domains = new Int32Array(handles?.domains ?? new SharedArrayBuffer(MAX_DOMAINS * DOMAIN_WORDS * 4));
+    this.devices = new Int32Array(handles?.devices ?? new SharedArrayBuffer(MAX_DEVICES * DEVICE_WORDS * 4));
+    for (let i = MAX_DOMAINS - 1; i >= 1; i--) this.#freeDomains.push(i);
+    for (let i = MAX_DEVICES - 1; i >= 1; i--) this.#freeDevices.push(i);
+  }
+
+  /** The buffers to hand to a worker. */
+  handles(): ContextHandles {
+    return { domains: this.domains.buffer as SharedArrayBuffer, devices: this.devices.buffer as SharedArrayBuffer };
+  }
+
+  // ---- domain descriptors (control plane) ---------------------------------------------------
+
+  /** Publishes a descriptor and returns its index, or -1 when the table is full. */
+  publishDomain(format: number, rootPa: number): number {
+    const d = this.#freeDomains.pop();
+    if (d === undefined) return -1;
+    this.domains[d * DOMAIN_WORDS + 1] = rootPa | 0;
+    Atomics.store(this.domains, d * DOMAIN_WORDS, format);
+    return d;
+  }
+
+  /** Makes a descriptor index reusable. Call only after the reclaimer's grace period. */
+  recycleDomain(index: number): void {
+    Atomics.store(this.domains, index * DOMAIN_WORDS, DomainFormat.None);
+    this.#freeDomains.push(index);
+  }
+
+  // ---- device contexts (control plane) ------------------------------------------------------
+
+  /** Claims a device slot, or -1 when the table is full. */
+  allocDevice(pasidBits: number): number {
+    const s = this.#freeDevices.pop();
+    if (s === undefined) return -1;
+    const at = s * DEVICE_WORDS;
+    Atomics.store(this.devices, at, 0);
+    Atomics.store(this.devices, at + 1, 0);
+    Atomics.store(this.devices, at + 2, pasidBits);
+    return s;
+  }
+
+  /** Frees a device slot; it must have nothing attached. Its PASID tables go through `put`. */
+  freeDevice(slot: number): void {
+    const at = slot * DEVICE_WORDS;
+    const dir = Atomics.load(this.devices, at + 1) - 1;
+    if (dir >= 0) {
+      Atomics.store(this.devices, at + 1, 0);
+      const base = dir * 1024;
+      for (let i = 0; i < 1024; i++) {
+        const leaf = this.#i32[base + i]! - 1;
+        if (leaf >= 0) this.#frames!.put(leaf);
+      }
+      this.#frames!.put(dir);
+    }
+    this.#freeDevices.push(slot);
+  }
+
+  /** Switches the RID's domain (0 detaches) in one store. */
+  setRidDomain(slot: number, domain: number): void {
+    Atomics.store(this.devices, slot * DEVICE_WORDS, domain);
+  }
+
+  /**
+   * Makes sure the PASID table can hold `pasid` (allocating directory and leaf frames; ENOMEM).
+   * Call before {@link setPasidDomain} so that the switch itself cannot fail.
+   */
+  preparePasid(slot: number, pasid: number): void {
+    const at = slot * DEVICE_WORDS + 1;
+    let dir = Atomics.load(this.devices, at) - 1;
+    if (dir < 0) {
+      dir = this.#frames!.alloc();
+      Atomics.store(this.devices, at, dir + 1);
+    }
+    const dirIndex = dir * 1024 + (pasid >>> PASID_DIR_BITS);
+    if (Atomics.load(this.#i32, dirIndex) === 0) Atomics.store(this.#i32, dirIndex, this.#frames!.alloc() + 1);
+  }
+
+  /** Switches a PASID's domain (0 detaches) in one store. The table must be prepared. */
+  setPasidDomain(slot: number, pasid: number, domain: number): void {
+    const dir = Atomics.load(this.devices, slot * DEVICE_WORDS + 1) - 1;
+    const leaf = Atomics.load(this.#i32, dir * 1024 + (pasid >>> PASID_DIR_BITS)) - 1;
+    Atomics.store(this.#i32, leaf * 1024 + (pasid & PASID_LEAF_MASK), domain);
+  }
+
+  // ---- lookups (data plane, allocation-free) ------------------------------------------------
+
+  /** The RID's domain index (0: none). */
+  ridDomain(slot: number): number {
+    return Atomics.load(this.devices, slot * DEVICE_WORDS);
+  }
+
+  /** A PASID's domain index (0: none). */
+  pasidDomain(slot: number, pasid: number): number {
+    const dir = Atomics.load(this.devices, slot * DEVICE_WORDS + 1) - 1;
+    if (dir < 0) return 0;
+    const leaf = Atomics.load(this.#i32, dir * 1024 + (pasid >>> PASID_DIR_BITS)) - 1;
+    if (leaf < 0) return 0;
+    return Atomics.load(this.#i32, leaf * 1024 + (pasid & PASID_LEAF_MASK));
+  }
+
+  /** A descriptor's format. */
+  domainFormat(index: number): number {
+    return Atomics.load(this.domains, index * DOMAIN_WORDS);
+  }
+
+  /** A descriptor's root table physical address. */
+  domainRoot(index: number): number {
+    return this.domains[index * DOMAIN_WORDS + 1]! >>> 0;
+  }
+}
