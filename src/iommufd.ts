@@ -1,7 +1,7 @@
 import { DEFAULT_MEMORY_BYTES } from './memory/index.js';
 import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE } from './pgtable/index.js';
 import * as reg from './registry/index.js';
-import { NO_PASID } from './translate/index.js';
+import { NO_PASID, type DataPlaneHandles } from './translate/index.js';
 import { argEnum, argId, argInt, argObject, argOptBool, argOptU64, argRanges, argU64 } from './util/args.js';
 import { IommufdError } from './util/errors.js';
 import type { FaultInjector } from './util/fail-nth.js';
@@ -359,6 +359,21 @@ export class Iommufd {
       each(pa, off, n);
       off += n;
     }
+  }
+
+  /**
+   * The shared buffers of the data plane, for translating on other threads (see
+   * `TranslatePool` and `attachTranslator`). Hand them to a worker once, at start-up.
+   */
+  dataPlane(): DataPlaneHandles {
+    this.#live();
+    return { memory: this.#ctx.memory.handles(), tables: this.#ctx.tables.handles() };
+  }
+
+  /** The data plane's name for a device: its slot in the shared context tables. */
+  deviceSlot(devId: number): number {
+    this.#live();
+    return this.#ctx.objects.get(argId('devId', devId), 'device').slot;
   }
 
   // ---- introspection ------------------------------------------------------------------------

@@ -27,10 +27,15 @@ export class IovaRangesTooSmall extends IommufdError {
   }
 }
 
-/** Prot bits of map flags (flags omitted: readable and writeable). EINVAL when neither is set. */
+/**
+ * Prot bits of map flags. When neither readable nor writeable is given (or flags are omitted) the
+ * mapping is readable and writeable; once either is given, the other defaults to false.
+ * EINVAL when neither ends up set, as the kernel answers a map with neither flag.
+ */
 function protOf(flags: MapFlags | undefined): number {
-  const readable = flags === undefined ? true : flags.readable === true;
-  const writeable = flags === undefined ? true : flags.writeable === true;
+  const unspecified = flags?.readable === undefined && flags?.writeable === undefined;
+  const readable = unspecified || flags?.readable === true;
+  const writeable = unspecified || flags?.writeable === true;
   if (!readable && !writeable) throw new IommufdError('EINVAL', 'flags: neither readable nor writeable');
   return (readable ? Prot.Read : 0) | (writeable ? Prot.Write : 0);
 }

@@ -1,0 +1,3 @@
+/** The pipeline: worker pools (the shard pipeline arrives with issue 4). */
+export { makePool, workerSpec, type PoolOptions } from './pool.js';
+export { TranslatePool } from './translate-pool.js';
