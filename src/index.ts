@@ -2,11 +2,27 @@
  * ioasid: a simulator of the Linux IOASID / iommufd model and the vIOMMUs behind it.
  * This is the public API; everything else is internal.
  */
-export { Iommufd, DmaFaultError, type OpenOptions, type IovaRange, type MapFlags, type TranslateFaultInfo, type HostMemory, type FaultInjection } from './iommufd.js';
+export {
+  Iommufd,
+  DmaFaultError,
+  type OpenOptions,
+  type IovaRange,
+  type MapFlags,
+  type TranslateFaultInfo,
+  type HostMemory,
+  type FaultInjection,
+} from './iommufd.js';
 export { IommufdError, type Errno } from './util/errors.js';
 export { IovaRangesTooSmall } from './registry/index.js';
 export { TranslatePool } from './pipeline/index.js';
-export { attachTranslator, runTranslateBatch, NO_PASID, type DataPlaneHandles, type TranslateBatch, type TranslateBatchResult } from './translate/index.js';
+export {
+  attachTranslator,
+  runTranslateBatch,
+  NO_PASID,
+  type DataPlaneHandles,
+  type TranslateBatch,
+  type TranslateBatchResult,
+} from './translate/index.js';
 export { Access, TranslateFault, type TranslateFaultCode } from './pgtable/index.js';
 
 /** Host page size (bytes). */

@@ -2,7 +2,7 @@ import { DEFAULT_MEMORY_BYTES } from './memory/index.js';
 import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE } from './pgtable/index.js';
 import * as reg from './registry/index.js';
 import { NO_PASID, type DataPlaneHandles } from './translate/index.js';
-import { argEnum, argId, argInt, argObject, argOptBool, argOptU64, argRanges, argU64 } from './util/args.js';
+import { argEnum, argFlags, argId, argInt, argObject, argOptBool, argOptU64, argRanges, argU64 } from './util/args.js';
 import { IommufdError } from './util/errors.js';
 import type { FaultInjector } from './util/fail-nth.js';
 
@@ -99,7 +99,10 @@ export class Iommufd {
   readonly faultInjection: FaultInjection;
 
   private constructor(opts: OpenOptions) {
-    this.#ctx = new reg.IommufdCtx({ memoryBytes: opts.memoryBytes ?? DEFAULT_MEMORY_BYTES, privileged: opts.privileged ?? true });
+    this.#ctx = new reg.IommufdCtx({
+      memoryBytes: opts.memoryBytes ?? DEFAULT_MEMORY_BYTES,
+      privileged: opts.privileged ?? true,
+    });
     const mm = this.#ctx.mm;
     const live = (): void => this.#live();
     this.memory = {
@@ -180,7 +183,14 @@ export class Iommufd {
   }
 
   /** IOMMU_IOAS_COPY: maps the pages behind [srcIova, srcIova+length) of one IOAS into another; returns the IOVA. */
-  ioasCopy(a: { dstIoasId: number; srcIoasId: number; srcIova: bigint; length: bigint; dstIova?: bigint; flags?: MapFlags }): bigint {
+  ioasCopy(a: {
+    dstIoasId: number;
+    srcIoasId: number;
+    srcIova: bigint;
+    length: bigint;
+    dstIova?: bigint;
+    flags?: MapFlags;
+  }): bigint {
     this.#live();
     const o = argObject('args', a)!;
     return reg.ioasCopy(this.#ctx, {
@@ -221,6 +231,7 @@ export class Iommufd {
     pasidBits?: number;
     ats?: boolean;
     pri?: boolean;
+    /** Dirty-tracking capability (default: true for mock devices, as the kernel's mock; false otherwise). */
     dirtyTracking?: boolean;
     pasidExec?: boolean;
     pasidPriv?: boolean;
@@ -265,18 +276,10 @@ export class Iommufd {
   }): number {
     this.#live();
     const o = argObject('args', a)!;
-    const f = argObject('flags', o['flags'], true);
     return reg.hwptAlloc(this.#ctx, {
       devId: argId('devId', o['devId']),
       ptId: argId('ptId', o['ptId']),
-      flags:
-        f === undefined
-          ? undefined
-          : {
-              ...optional('nestParent', argOptBool('flags.nestParent', f['nestParent'])),
-              ...optional('dirtyTracking', argOptBool('flags.dirtyTracking', f['dirtyTracking'])),
-              ...optional('pasid', argOptBool('flags.pasid', f['pasid'])),
-            },
+      flags: argFlags('flags', o['flags'], ['nestParent', 'dirtyTracking', 'pasid'] as const),
       faultId: o['faultId'] === undefined ? undefined : argId('faultId', o['faultId']),
       dataType: o['dataType'] === undefined ? undefined : argEnum('dataType', o['dataType'], DATA_TYPES),
       data: o['data'],
@@ -302,7 +305,11 @@ export class Iommufd {
   }
 
   /** IOMMU_GET_HW_INFO. */
-  getHwInfo(devId: number): { type: string; maxPasidLog2: number; capabilities: { dirtyTracking: boolean; pasidExec: boolean; pasidPriv: boolean } } {
+  getHwInfo(devId: number): {
+    type: string;
+    maxPasidLog2: number;
+    capabilities: { dirtyTracking: boolean; pasidExec: boolean; pasidPriv: boolean };
+  } {
     this.#live();
     return reg.getHwInfo(this.#ctx, argId('devId', devId));
   }
@@ -317,24 +324,35 @@ export class Iommufd {
     if (this.#closed) throw new IommufdError('EBADF', 'the iommufd is closed');
     const slot = this.#slots[devId];
     if (slot === undefined || slot < 0) throw new IommufdError('ENOENT', `no device with id ${String(devId)}`);
-    if (!(iova >= 0 && iova <= MAX_IOVA) || iova % 1 !== 0) throw new IommufdError('EINVAL', `iova must be an integer in [0, 2^53), got ${String(iova)}`);
-    if (!((access & ~15) === 0 && access > 0)) throw new IommufdError('EINVAL', `access must be a non-empty set of Access bits, got ${String(access)}`);
+    if (!(iova >= 0 && iova <= MAX_IOVA) || iova % 1 !== 0)
+      throw new IommufdError('EINVAL', `iova must be an integer in [0, 2^53), got ${String(iova)}`);
+    if (!((access & ~15) === 0 && access > 0))
+      throw new IommufdError('EINVAL', `access must be a non-empty set of Access bits, got ${String(access)}`);
     if (pasid === undefined) return this.#ctx.translator.translate(slot, iova, access, NO_PASID);
-    if (!(pasid >= 0 && pasid < 1 << 20) || pasid % 1 !== 0) throw new IommufdError('EINVAL', `pasid must be an integer in [0, 2^20), got ${String(pasid)}`);
+    if (!(pasid >= 0 && pasid < 1 << 20) || pasid % 1 !== 0)
+      throw new IommufdError('EINVAL', `pasid must be an integer in [0, 2^20), got ${String(pasid)}`);
     return this.#ctx.translator.translate(slot, iova, access, pasid);
   }
 
   /** Details of the last fault that {@link translate} returned on this fd. */
   lastFault(): TranslateFaultInfo {
     const f = this.#ctx.translator.fault;
-    return { code: f.words[0]!, iova: f.iova, level: f.words[1]!, reason: FAULT_REASON_NAMES[f.words[2]!] ?? 'unknown', pasid: f.words[3]! };
+    return {
+      code: f.words[0]!,
+      iova: f.iova,
+      level: f.words[1]!,
+      reason: FAULT_REASON_NAMES[f.words[2]!] ?? 'unknown',
+      pasid: f.words[3]!,
+    };
   }
 
   /** A device reads `length` bytes at `iova` by DMA. A fault throws a {@link DmaFaultError} (EFAULT). */
   dmaRead(devId: number, iova: number, length: number, opts?: { pasid?: number }): Uint8Array {
     argInt('length', length, 0, 2 ** 31);
     const out = new Uint8Array(length);
-    this.#dma(devId, iova, length, Access.Read, opts?.pasid, (pa, off, n) => out.set(this.#ctx.memory.phys.u8.subarray(pa, pa + n), off));
+    this.#dma(devId, iova, length, Access.Read, opts?.pasid, (pa, off, n) =>
+      out.set(this.#ctx.memory.phys.u8.subarray(pa, pa + n), off),
+    );
     return out;
   }
 
@@ -345,10 +363,18 @@ export class Iommufd {
     const chunks: number[] = [];
     // Translate every chunk first, so a fault part-way writes nothing.
     this.#dma(devId, iova, bytes.length, Access.Write, opts?.pasid, (pa, off, n) => chunks.push(pa, off, n));
-    for (let i = 0; i < chunks.length; i += 3) u8.set(bytes.subarray(chunks[i + 1]!, chunks[i + 1]! + chunks[i + 2]!), chunks[i]!);
+    for (let i = 0; i < chunks.length; i += 3)
+      u8.set(bytes.subarray(chunks[i + 1]!, chunks[i + 1]! + chunks[i + 2]!), chunks[i]!);
   }
 
-  #dma(devId: number, iova: number, length: number, access: number, pasid: number | undefined, each: (pa: number, off: number, n: number) => void): void {
+  #dma(
+    devId: number,
+    iova: number,
+    length: number,
+    access: number,
+    pasid: number | undefined,
+    each: (pa: number, off: number, n: number) => void,
+  ): void {
     let off = 0;
     while (off < length) {
       const at = iova + off;
@@ -391,17 +417,7 @@ export class Iommufd {
 }
 
 function mapFlags(v: unknown): MapFlags | undefined {
-  const f = argObject('flags', v, true);
-  if (f === undefined) return undefined;
-  return {
-    ...optional('fixedIova', argOptBool('flags.fixedIova', f['fixedIova'])),
-    ...optional('readable', argOptBool('flags.readable', f['readable'])),
-    ...optional('writeable', argOptBool('flags.writeable', f['writeable'])),
-  };
-}
-
-function optional<K extends string, V>(key: K, v: V | undefined): { [P in K]?: V } {
-  return (v === undefined ? {} : { [key]: v }) as { [P in K]?: V };
+  return argFlags('flags', v, ['fixedIova', 'readable', 'writeable'] as const);
 }
 
 function pasidOf(opts: unknown): number {

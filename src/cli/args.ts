@@ -30,7 +30,8 @@ export function parseFlags(argv: readonly string[], spec: FlagSpec): Flags {
     const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
     if (value === undefined || value === '') throw new UsageError(`flag '--${name}' needs a value`);
     if (type === 'int') {
-      if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new UsageError(`flag '--${name}' needs a non-negative integer, got '${value}'`);
+      if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value)))
+        throw new UsageError(`flag '--${name}' needs a non-negative integer, got '${value}'`);
       out[name] = Number(value);
     } else {
       out[name] = value;

@@ -28,7 +28,14 @@ export interface BenchResult {
 }
 
 /** The flags of `ioasid bench`. */
-export const BENCH_FLAGS = { translations: 'int', 'map-mib': 'int', 'memory-mib': 'int', 'no-huge-pages': 'bool', json: 'bool', help: 'bool' } as const;
+export const BENCH_FLAGS = {
+  translations: 'int',
+  'map-mib': 'int',
+  'memory-mib': 'int',
+  'no-huge-pages': 'bool',
+  json: 'bool',
+  help: 'bool',
+} as const;
 
 /** Turns parsed flags into options, checking their ranges. */
 export function benchOptions(f: Flags): BenchOptions {
@@ -38,8 +45,14 @@ export function benchOptions(f: Flags): BenchOptions {
   if (translations < 1) throw new UsageError('--translations must be at least 1');
   if (mapMib < 1 || mapMib > 1024) throw new UsageError('--map-mib must be between 1 and 1024');
   if (memoryMib < 2 || memoryMib > 4096) throw new UsageError('--memory-mib must be between 2 and 4096');
-  if (mapMib + 1 > memoryMib) throw new UsageError('--map-mib must leave at least 1 MiB of --memory-mib for page tables');
-  return { translations, mapBytes: mapMib * 2 ** 20, memoryBytes: memoryMib * 2 ** 20, hugePages: f['no-huge-pages'] !== true };
+  if (mapMib + 1 > memoryMib)
+    throw new UsageError('--map-mib must leave at least 1 MiB of --memory-mib for page tables');
+  return {
+    translations,
+    mapBytes: mapMib * 2 ** 20,
+    memoryBytes: memoryMib * 2 ** 20,
+    hugePages: f['no-huge-pages'] !== true,
+  };
 }
 
 /**
@@ -54,7 +67,14 @@ export async function runBench(o: BenchOptions): Promise<BenchResult> {
     const dev = fd.deviceBind({ iommu: 'mock' });
     fd.deviceAttach(dev, ioas);
     const va = fd.memory.mmap(BigInt(o.mapBytes));
-    const iova = Number(fd.ioasMap(ioas, { userVa: va, length: BigInt(o.mapBytes), iova: MOCK_APERTURE_START, flags: { fixedIova: true, readable: true, writeable: true } }));
+    const iova = Number(
+      fd.ioasMap(ioas, {
+        userVa: va,
+        length: BigInt(o.mapBytes),
+        iova: MOCK_APERTURE_START,
+        flags: { fixedIova: true, readable: true, writeable: true },
+      }),
+    );
     const pages = o.mapBytes / 2048;
     // Warm up the translate path before timing it.
     for (let i = 0; i < 10_000; i++) fd.translate(dev, iova, Access.Read);

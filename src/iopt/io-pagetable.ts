@@ -103,10 +103,16 @@ export class IoPagetable {
   /** `iopt_reserve_iova`: EADDRINUSE if the range hits an area or an allowed range. */
   reserve(start: bigint, last: bigint, owner: unknown): void {
     if (this.firstArea(start, last) !== undefined) {
-      throw new IommufdError('EADDRINUSE', `reserved range [0x${start.toString(16)}, 0x${last.toString(16)}] overlaps a mapped area`);
+      throw new IommufdError(
+        'EADDRINUSE',
+        `reserved range [0x${start.toString(16)}, 0x${last.toString(16)}] overlaps a mapped area`,
+      );
     }
     if (this.#allowedHits(start, last)) {
-      throw new IommufdError('EADDRINUSE', `reserved range [0x${start.toString(16)}, 0x${last.toString(16)}] overlaps an allowed range`);
+      throw new IommufdError(
+        'EADDRINUSE',
+        `reserved range [0x${start.toString(16)}, 0x${last.toString(16)}] overlaps an allowed range`,
+      );
     }
     this.#faults.step('reserve iova');
     this.reserved.splice(upperBound(this.reserved, start), 0, { start, last, owner });
@@ -114,7 +120,8 @@ export class IoPagetable {
 
   /** Removes every reserved range of `owner`. */
   unreserve(owner: unknown): void {
-    for (let i = this.reserved.length - 1; i >= 0; i--) if (this.reserved[i]!.owner === owner) this.reserved.splice(i, 1);
+    for (let i = this.reserved.length - 1; i >= 0; i--)
+      if (this.reserved[i]!.owner === owner) this.reserved.splice(i, 1);
   }
 
   /** IOAS_ALLOW_IOVAS: replaces the allowed list, all or nothing. */
@@ -126,7 +133,10 @@ export class IoPagetable {
       const prev = sorted[i - 1];
       if (prev !== undefined && r.start <= prev.last) throw new IommufdError('EINVAL', 'allowed ranges overlap');
       if (this.#reservedHits(r.start, r.last)) {
-        throw new IommufdError('EADDRINUSE', `allowed range [0x${r.start.toString(16)}, 0x${r.last.toString(16)}] overlaps a reserved range`);
+        throw new IommufdError(
+          'EADDRINUSE',
+          `allowed range [0x${r.start.toString(16)}, 0x${r.last.toString(16)}] overlaps a reserved range`,
+        );
       }
     }
     this.#faults.step('allow iovas');
@@ -171,7 +181,10 @@ export class IoPagetable {
       throw new IommufdError('EPERM', 'writeable mapping of read-only pages');
     }
     if (length === 0n || length % this.iovaAlignment !== 0n) {
-      throw new IommufdError('EINVAL', `length ${length} is not a non-zero multiple of the IOAS alignment ${this.iovaAlignment}`);
+      throw new IommufdError(
+        'EINVAL',
+        `length ${length} is not a non-zero multiple of the IOAS alignment ${this.iovaAlignment}`,
+      );
     }
     let dst: bigint;
     if (iova === undefined) {
@@ -190,10 +203,20 @@ export class IoPagetable {
       let at = dst;
       for (const s of slices) {
         if ((s.startByte % PAGE_SIZE_N) % this.iovaAlignment !== 0n) {
-          throw new IommufdError('EINVAL', `user address page offset is not aligned to the IOAS alignment ${this.iovaAlignment}`);
+          throw new IommufdError(
+            'EINVAL',
+            `user address page offset is not aligned to the IOAS alignment ${this.iovaAlignment}`,
+          );
         }
         this.#faults.step('alloc area');
-        const area: IoptArea = { start: at, last: at + s.length - 1n, pages: s.pages, startByte: s.startByte, prot, filled: false };
+        const area: IoptArea = {
+          start: at,
+          last: at + s.length - 1n,
+          pages: s.pages,
+          startByte: s.startByte,
+          prot,
+          filled: false,
+        };
         this.areas.splice(upperBound(this.areas, at), 0, area);
         s.pages.users++;
         created.push(area);
@@ -209,12 +232,17 @@ export class IoPagetable {
 
   /** `iopt_check_iova`: alignment EINVAL, overflow EOVERFLOW, reserved EINVAL, existing area EEXIST. */
   #checkIova(iova: bigint, length: bigint): void {
-    if (iova % this.iovaAlignment !== 0n) throw new IommufdError('EINVAL', `iova 0x${iova.toString(16)} is not aligned to ${this.iovaAlignment}`);
+    if (iova % this.iovaAlignment !== 0n)
+      throw new IommufdError('EINVAL', `iova 0x${iova.toString(16)} is not aligned to ${this.iovaAlignment}`);
     const last = iova + length - 1n;
     if (last > U64_MAX) throw new IommufdError('EOVERFLOW', 'iova + length overflows');
-    if (this.#reservedHits(iova, last)) throw new IommufdError('EINVAL', `iova range [0x${iova.toString(16)}, 0x${last.toString(16)}] is reserved`);
+    if (this.#reservedHits(iova, last))
+      throw new IommufdError('EINVAL', `iova range [0x${iova.toString(16)}, 0x${last.toString(16)}] is reserved`);
     if (this.firstArea(iova, last) !== undefined) {
-      throw new IommufdError('EEXIST', `iova range [0x${iova.toString(16)}, 0x${last.toString(16)}] overlaps a mapping`);
+      throw new IommufdError(
+        'EEXIST',
+        `iova range [0x${iova.toString(16)}, 0x${last.toString(16)}] overlaps a mapping`,
+      );
     }
   }
 
@@ -268,7 +296,10 @@ export class IoPagetable {
       if (area === undefined) break;
       if (area.start < start || area.last > last) {
         onProgress?.(unmapped);
-        throw new IommufdError('ENOENT', `area [0x${area.start.toString(16)}, 0x${area.last.toString(16)}] is not wholly inside the range`);
+        throw new IommufdError(
+          'ENOENT',
+          `area [0x${area.start.toString(16)}, 0x${area.last.toString(16)}] is not wholly inside the range`,
+        );
       }
       this.#removeArea(area);
       unmapped += area.last - area.start + 1n;
@@ -360,7 +391,11 @@ export class IoPagetable {
   #checkAlignment(alignment: bigint): void {
     if (alignment <= this.iovaAlignment) return;
     for (const a of this.areas) {
-      if (a.start % alignment !== 0n || (a.last - a.start + 1n) % alignment !== 0n || (a.startByte % PAGE_SIZE_N) % alignment !== 0n) {
+      if (
+        a.start % alignment !== 0n ||
+        (a.last - a.start + 1n) % alignment !== 0n ||
+        (a.startByte % PAGE_SIZE_N) % alignment !== 0n
+      ) {
         throw new IommufdError('EADDRINUSE', `area at 0x${a.start.toString(16)} is not aligned to ${alignment}`);
       }
     }

@@ -48,12 +48,19 @@ function checkRange(start: bigint, last: bigint, length: bigint, alignment: bigi
  * reserved ranges and areas, lowest address first.
  */
 export function allocIova(space: IovaSpace, addr: bigint, length: bigint): bigint {
-  if (length === 0n || length >= U64_MAX / 2n) throw new IommufdError('EOVERFLOW', `length ${length} is out of range for an automatic IOVA`);
+  if (length === 0n || length >= U64_MAX / 2n)
+    throw new IommufdError('EOVERFLOW', `length ${length} is out of range for an automatic IOVA`);
   const pageOffset = addr % PAGE_SIZE_N;
-  let alignment = addr === 0n ? roundupPowOfTwo(length) : [roundupPowOfTwo(length), lowestBit(addr)].reduce((a, b) => (a < b ? a : b));
+  let alignment =
+    addr === 0n
+      ? roundupPowOfTwo(length)
+      : [roundupPowOfTwo(length), lowestBit(addr)].reduce((a, b) => (a < b ? a : b));
   if (alignment >= MAX_AUTO_ALIGNMENT) alignment = MAX_AUTO_ALIGNMENT;
   if (alignment < space.iovaAlignment) {
-    throw new IommufdError('EINVAL', `automatic IOVA alignment ${alignment} is below the IOAS alignment ${space.iovaAlignment}`);
+    throw new IommufdError(
+      'EINVAL',
+      `automatic IOVA alignment ${alignment} is below the IOAS alignment ${space.iovaAlignment}`,
+    );
   }
   const lo = PAGE_SIZE_N;
   const hi = U64_MAX - PAGE_SIZE_N;

@@ -39,11 +39,13 @@ export class HostAddressSpace {
       throw new IommufdError('EINVAL', `mmap length must be a positive bigint, got ${String(length)}`);
     }
     const pagesBig = (length + PAGE - 1n) >> SHIFT;
-    if (pagesBig > BigInt(this.#mem.frameCount)) throw new IommufdError('ENOMEM', `mmap of ${length} bytes exceeds physical memory`);
+    if (pagesBig > BigInt(this.#mem.frameCount))
+      throw new IommufdError('ENOMEM', `mmap of ${length} bytes exceeds physical memory`);
     const pages = Number(pagesBig);
     const start = this.#findHole(pages);
     if (start < 0n) throw new IommufdError('ENOMEM', 'host address space exhausted');
-    if (this.#frames.available < pages) throw new IommufdError('ENOMEM', `mmap of ${length} bytes: physical memory exhausted`);
+    if (this.#frames.available < pages)
+      throw new IommufdError('ENOMEM', `mmap of ${length} bytes: physical memory exhausted`);
     const frames = new Int32Array(pages);
     let i = 0;
     try {
@@ -103,7 +105,8 @@ export class HostAddressSpace {
     const frames = new Int32Array(pages);
     for (let p = 0; p < pages; p++) {
       const f = this.frameOf(va + (BigInt(p) << SHIFT));
-      if (f < 0) throw new IommufdError('EFAULT', `user VA 0x${(va + (BigInt(p) << SHIFT)).toString(16)} is not mapped`);
+      if (f < 0)
+        throw new IommufdError('EFAULT', `user VA 0x${(va + (BigInt(p) << SHIFT)).toString(16)} is not mapped`);
       frames[p] = f;
     }
     for (let p = 0; p < pages; p++) this.#frames.get(frames[p]!);
@@ -139,7 +142,8 @@ export class HostAddressSpace {
 
   /** Reads `length` bytes from `va`. EFAULT if any page is unmapped. */
   read(va: bigint, length: number): Uint8Array {
-    if (!Number.isInteger(length) || length < 0) throw new IommufdError('EINVAL', `read length must be a non-negative integer`);
+    if (!Number.isInteger(length) || length < 0)
+      throw new IommufdError('EINVAL', `read length must be a non-negative integer`);
     this.#check(va, length);
     const out = new Uint8Array(length);
     let done = 0;

@@ -117,15 +117,22 @@ export class MockPageTable {
         const target = pa(off);
         const l1 = this.#table(slot(this.rootPa, (va >>> 29) & 3));
         const at1 = slot(l1, (va >>> 20) & 511);
-        if (huge && va % MOCK_BLOCK_SIZE === 0 && length - off >= MOCK_BLOCK_SIZE && this.#contiguous(pa, off, target)) {
-          if ((descLoadLo(this.#i32, at1) & MOCK_DESC.Valid) !== 0) throw new Error(`mock map over live IOVA 0x${va.toString(16)}`);
+        if (
+          huge &&
+          va % MOCK_BLOCK_SIZE === 0 &&
+          length - off >= MOCK_BLOCK_SIZE &&
+          this.#contiguous(pa, off, target)
+        ) {
+          if ((descLoadLo(this.#i32, at1) & MOCK_DESC.Valid) !== 0)
+            throw new Error(`mock map over live IOVA 0x${va.toString(16)}`);
           descInstall(this.#i32, at1, MOCK_DESC.Valid | perm, target >>> ADDR_SHIFT);
           off += MOCK_BLOCK_SIZE;
           continue;
         }
         const l0 = this.#table(at1);
         const at0 = slot(l0, (va >>> 11) & 511);
-        if ((descLoadLo(this.#i32, at0) & MOCK_DESC.Valid) !== 0) throw new Error(`mock map over live IOVA 0x${va.toString(16)}`);
+        if ((descLoadLo(this.#i32, at0) & MOCK_DESC.Valid) !== 0)
+          throw new Error(`mock map over live IOVA 0x${va.toString(16)}`);
         descInstall(this.#i32, at0, MOCK_DESC.Valid | MOCK_DESC.Page | perm, target >>> ADDR_SHIFT);
         off += MOCK_PAGE_SIZE;
       }
@@ -162,7 +169,8 @@ export class MockPageTable {
           continue;
         }
         if ((lo1 & MOCK_DESC.Table) === 0) {
-          if (va % MOCK_BLOCK_SIZE !== 0 || end < next1) throw new Error(`partial unmap of mock block at 0x${va.toString(16)}`);
+          if (va % MOCK_BLOCK_SIZE !== 0 || end < next1)
+            throw new Error(`partial unmap of mock block at 0x${va.toString(16)}`);
           descClear(this.#i32, at1);
           cleared += MOCK_BLOCK_SIZE;
           va = next1;
@@ -228,7 +236,8 @@ export class MockPageTable {
 
   #empty(tablePa: number): boolean {
     const base = tablePa >>> 2;
-    for (let w = 0; w < FRAME_WORDS; w += 2) if ((Atomics.load(this.#i32, base + w) & MOCK_DESC.Valid) !== 0) return false;
+    for (let w = 0; w < FRAME_WORDS; w += 2)
+      if ((Atomics.load(this.#i32, base + w) & MOCK_DESC.Valid) !== 0) return false;
     return true;
   }
 

@@ -31,7 +31,14 @@ export const FaultReason = {
 } as const;
 
 /** Names of {@link FaultReason} values. */
-export const FAULT_REASON_NAMES = ['none', 'no-domain', 'aperture', 'not-present', 'read-denied', 'write-denied'] as const;
+export const FAULT_REASON_NAMES = [
+  'none',
+  'no-domain',
+  'aperture',
+  'not-present',
+  'read-denied',
+  'write-denied',
+] as const;
 
 /**
  * A preallocated fault record that walkers fill in, so the hot path allocates nothing.

@@ -44,7 +44,7 @@ export function deviceBind(ctx: IommufdCtx, a: BindArgs): number {
       pasidBits: a.pasidBits ?? 0,
       ats: a.ats === true,
       pri: a.pri === true,
-      dirtyTracking: a.dirtyTracking === true,
+      dirtyTracking: a.dirtyTracking ?? a.iommu === 'mock',
       pasidExec: a.pasidExec === true,
       pasidPriv: a.pasidPriv === true,
       reservedRegions: [...DRIVERS[a.iommu].reservedRegions, ...(a.reservedRegions ?? [])].map((r) => ({ ...r })),
@@ -85,7 +85,8 @@ function checkPasid(dev: DeviceObject, pasid: number): void {
 /** `iommufd_hwpt_pasid_compat`, plus the dirty-tracking and driver checks of attach. */
 function checkCompat(dev: DeviceObject, pasid: number, hwpt: HwptPagingObject): void {
   if (hwpt.kind !== dev.kind) throw new IommufdError('EINVAL', `HWPT ${hwpt.id} belongs to another IOMMU driver`);
-  if (hwpt.dirtyTracking && !dev.dirtyTracking) throw new IommufdError('EINVAL', `device ${dev.id} cannot track dirty pages`);
+  if (hwpt.dirtyTracking && !dev.dirtyTracking)
+    throw new IommufdError('EINVAL', `device ${dev.id} cannot track dirty pages`);
   if (pasid === NO_PASID) {
     if (!hwpt.pasidCompat && dev.pasids.size > 0) {
       throw new IommufdError('EINVAL', `PASIDs are attached, so the RID needs a PASID-compatible HWPT`);
@@ -113,10 +114,19 @@ function publish(ctx: IommufdCtx, dev: DeviceObject, pasid: number, hwpt: HwptPa
 }
 
 /** `iommufd_hw_pagetable_attach` for one device. */
-function attachHwpt(ctx: IommufdCtx, dev: DeviceObject, pasid: number, hwpt: HwptPagingObject, undo: (() => void)[]): void {
+function attachHwpt(
+  ctx: IommufdCtx,
+  dev: DeviceObject,
+  pasid: number,
+  hwpt: HwptPagingObject,
+  undo: (() => void)[],
+): void {
   checkCompat(dev, pasid, hwpt);
   if (attached(dev, pasid) !== undefined) {
-    throw new IommufdError('EBUSY', `device ${dev.id} ${pasid === NO_PASID ? 'RID' : `PASID ${pasid}`} is already attached; use replace`);
+    throw new IommufdError(
+      'EBUSY',
+      `device ${dev.id} ${pasid === NO_PASID ? 'RID' : `PASID ${pasid}`} is already attached; use replace`,
+    );
   }
   if (pasid === NO_PASID) {
     reserveRegions(dev, hwpt, undo);
@@ -238,7 +248,11 @@ export function deviceDetachById(ctx: IommufdCtx, devId: number, pasid: number):
 export function getHwInfo(
   ctx: IommufdCtx,
   devId: number,
-): { type: string; maxPasidLog2: number; capabilities: { dirtyTracking: boolean; pasidExec: boolean; pasidPriv: boolean } } {
+): {
+  type: string;
+  maxPasidLog2: number;
+  capabilities: { dirtyTracking: boolean; pasidExec: boolean; pasidPriv: boolean };
+} {
   const dev = ctx.objects.get(devId, 'device');
   return {
     type: DRIVERS[dev.kind].hwInfoType,

@@ -32,7 +32,8 @@ export function hwptPagingAlloc(
   if (flags.dirtyTracking === true && !dev.dirtyTracking) {
     throw new IommufdError('EOPNOTSUPP', `device ${dev.id} cannot track dirty pages`);
   }
-  if (flags.pasid === true && !driver.pasid) throw new IommufdError('EOPNOTSUPP', `${dev.kind} domains cannot be used on PASIDs`);
+  if (flags.pasid === true && !driver.pasid)
+    throw new IommufdError('EOPNOTSUPP', `${dev.kind} domains cannot be used on PASIDs`);
   const id = ctx.objects.reserve();
   undo.push(() => ctx.objects.remove(id));
   const domain = allocPagingDomain(ctx, dev.kind);
@@ -79,12 +80,22 @@ export function hwptPut(ctx: IommufdCtx, hwpt: HwptPagingObject): void {
 /** IOMMU_HWPT_ALLOC. */
 export function hwptAlloc(
   ctx: IommufdCtx,
-  a: { devId: number; ptId: number; flags?: HwptFlags | undefined; faultId?: number | undefined; dataType?: HwptDataType | undefined; data?: unknown },
+  a: {
+    devId: number;
+    ptId: number;
+    flags?: HwptFlags | undefined;
+    faultId?: number | undefined;
+    dataType?: HwptDataType | undefined;
+    data?: unknown;
+  },
 ): number {
   const dataType = a.dataType ?? 'none';
   const hasData = a.data !== undefined;
   if ((dataType === 'none' && hasData) || (dataType !== 'none' && !hasData)) {
-    throw new IommufdError('EINVAL', dataType === 'none' ? 'data given with dataType none' : `dataType ${dataType} needs data`);
+    throw new IommufdError(
+      'EINVAL',
+      dataType === 'none' ? 'data given with dataType none' : `dataType ${dataType} needs data`,
+    );
   }
   const flags = a.flags ?? {};
   const dev = ctx.objects.get(a.devId, 'device');

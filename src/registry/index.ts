@@ -1,8 +1,26 @@
 /** The central ioasid registry: the object table, one file per object kind, and iommufd's errno rules. */
 export { IommufdCtx, type ContextOptions } from './context.js';
-export { ioasAlloc, ioasIovaRanges, ioasAllowIovas, ioasMap, ioasCopy, ioasUnmap, IovaRangesTooSmall, type MapFlags } from './ioas.js';
+export {
+  ioasAlloc,
+  ioasIovaRanges,
+  ioasAllowIovas,
+  ioasMap,
+  ioasCopy,
+  ioasUnmap,
+  IovaRangesTooSmall,
+  type MapFlags,
+} from './ioas.js';
 export { hwptAlloc, type HwptFlags, type HwptDataType } from './hwpt.js';
-export { deviceBind, deviceUnbind, deviceAttach, deviceReplace, deviceDetachById, getHwInfo, MAX_PASID_BITS, type BindArgs } from './device.js';
+export {
+  deviceBind,
+  deviceUnbind,
+  deviceAttach,
+  deviceReplace,
+  deviceDetachById,
+  getHwInfo,
+  MAX_PASID_BITS,
+  type BindArgs,
+} from './device.js';
 export { destroy, destroyAll, option, snapshot } from './main.js';
 export { DRIVERS, type IommuDriver } from './domain.js';
 export type { IommuKind, Range, ObjectType } from './objects.js';

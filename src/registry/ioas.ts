@@ -63,7 +63,11 @@ export function ioasDestroy(ctx: IommufdCtx, ioas: IoasObject): void {
 }
 
 /** IOMMU_IOAS_IOVA_RANGES, with the EMSGSIZE protocol. */
-export function ioasIovaRanges(ctx: IommufdCtx, ioasId: number, capacity: number): { ranges: IovaRange[]; alignment: bigint } {
+export function ioasIovaRanges(
+  ctx: IommufdCtx,
+  ioasId: number,
+  capacity: number,
+): { ranges: IovaRange[]; alignment: bigint } {
   const ioas = ctx.objects.get(ioasId, 'ioas');
   const all = ioas.iopt.iovaRanges();
   if (all.length > capacity) throw new IovaRangesTooSmall(all.length, all.slice(0, capacity), capacity);
@@ -85,19 +89,32 @@ export function ioasMap(
   const fixed = a.flags?.fixedIova === true;
   if (a.iova !== undefined && !fixed) throw new IommufdError('EINVAL', 'iova given without flags.fixedIova');
   if (fixed && a.iova === undefined) throw new IommufdError('EINVAL', 'flags.fixedIova without an iova');
-  if ((a.iova ?? 0n) >= U64_MAX || a.length >= U64_MAX) throw new IommufdError('EOVERFLOW', 'iova or length is >= ULONG_MAX');
+  if ((a.iova ?? 0n) >= U64_MAX || a.length >= U64_MAX)
+    throw new IommufdError('EOVERFLOW', 'iova or length is >= ULONG_MAX');
   const prot = protOf(a.flags);
   const ioas = ctx.objects.get(ioasId, 'ioas');
   return ctx.atomically(() => {
     const pages = ioas.iopt.userPages(a.userVa, a.length, (prot & Prot.Write) !== 0);
-    return ioas.iopt.mapPages([{ pages, startByte: a.userVa - pages.base, length: a.length }], a.length, fixed ? a.iova : undefined, prot);
+    return ioas.iopt.mapPages(
+      [{ pages, startByte: a.userVa - pages.base, length: a.length }],
+      a.length,
+      fixed ? a.iova : undefined,
+      prot,
+    );
   });
 }
 
 /** IOMMU_IOAS_COPY. */
 export function ioasCopy(
   ctx: IommufdCtx,
-  a: { dstIoasId: number; srcIoasId: number; srcIova: bigint; length: bigint; dstIova?: bigint | undefined; flags?: MapFlags | undefined },
+  a: {
+    dstIoasId: number;
+    srcIoasId: number;
+    srcIova: bigint;
+    length: bigint;
+    dstIova?: bigint | undefined;
+    flags?: MapFlags | undefined;
+  },
 ): bigint {
   const fixed = a.flags?.fixedIova === true;
   if (a.dstIova !== undefined && !fixed) throw new IommufdError('EINVAL', 'dstIova given without flags.fixedIova');
@@ -125,7 +142,8 @@ export function ioasUnmap(ctx: IommufdCtx, ioasId: number, iova: bigint, length:
     const last = iova + length - 1n;
     if (last > U64_MAX) throw new IommufdError('EOVERFLOW', 'iova + length overflows');
     const unmapped = ioas.iopt.unmapRange(iova, last);
-    if (unmapped === 0n) throw new IommufdError('ENOENT', `nothing is mapped in [0x${iova.toString(16)}, 0x${last.toString(16)}]`);
+    if (unmapped === 0n)
+      throw new IommufdError('ENOENT', `nothing is mapped in [0x${iova.toString(16)}, 0x${last.toString(16)}]`);
     return unmapped;
   } finally {
     ctx.memory.reclaimer.reclaim();

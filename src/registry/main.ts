@@ -30,7 +30,7 @@ export function destroy(ctx: IommufdCtx, id: number): void {
 /** Tears everything down, as closing the fd does: devices first, then leaves before their parents. */
 export function destroyAll(ctx: IommufdCtx): void {
   for (const o of ctx.objects.all()) if (o.type === 'device') deviceUnbind(ctx, o.id);
-  for (let progress = true; progress; ) {
+  for (let progress = true; progress;) {
     progress = false;
     for (const o of ctx.objects.all()) {
       if (o.users === 1) {
@@ -44,7 +44,10 @@ export function destroyAll(ctx: IommufdCtx): void {
 }
 
 /** IOMMU_OPTION. */
-export function option(ctx: IommufdCtx, a: { option: 'huge-pages' | 'rlimit-mode'; op: 'get' | 'set'; objectId: number; val: bigint }): bigint {
+export function option(
+  ctx: IommufdCtx,
+  a: { option: 'huge-pages' | 'rlimit-mode'; op: 'get' | 'set'; objectId: number; val: bigint },
+): bigint {
   if (a.option === 'huge-pages') return ioasOptionHugePages(ctx, a.op, a.objectId, a.val);
   // RLIMIT_MODE is global: object 0 only.
   if (a.objectId !== 0) throw new IommufdError('EOPNOTSUPP', 'rlimit-mode takes objectId 0');
@@ -69,14 +72,27 @@ export function snapshot(ctx: IommufdCtx): unknown {
             users: o.users,
             alignment: hex(o.iopt.iovaAlignment),
             hugePages: !o.iopt.disableLargePages,
-            areas: o.iopt.areas.map((a) => ({ start: hex(a.start), last: hex(a.last), prot: a.prot, va: hex(a.pages.base + a.startByte), filled: a.filled })),
+            areas: o.iopt.areas.map((a) => ({
+              start: hex(a.start),
+              last: hex(a.last),
+              prot: a.prot,
+              va: hex(a.pages.base + a.startByte),
+              filled: a.filled,
+            })),
             reserved: o.iopt.reserved.map((r) => ({ start: hex(r.start), last: hex(r.last) })),
             allowed: o.iopt.allowed.map((r) => ({ start: hex(r.start), last: hex(r.last) })),
             hwpts: o.hwpts.map((h) => h.id),
             domains: o.iopt.domains.length,
           };
         case 'hwpt-paging':
-          return { id: o.id, type: o.type, users: o.users, ioas: o.ioas.id, auto: o.autoDomain, tableFrames: o.domain.table.tableFrames() };
+          return {
+            id: o.id,
+            type: o.type,
+            users: o.users,
+            ioas: o.ioas.id,
+            auto: o.autoDomain,
+            tableFrames: o.domain.table.tableFrames(),
+          };
         case 'device':
           return {
             id: o.id,
@@ -84,7 +100,9 @@ export function snapshot(ctx: IommufdCtx): unknown {
             users: o.users,
             rid: o.rid?.id ?? 0,
             ridDescriptor: ctx.tables.ridDomain(o.slot) === (o.rid?.domain.descriptor ?? 0),
-            pasids: [...o.pasids].sort((x, y) => x[0] - y[0]).map(([p, h]) => [p, h.id, ctx.tables.pasidDomain(o.slot, p) === h.domain.descriptor]),
+            pasids: [...o.pasids]
+              .sort((x, y) => x[0] - y[0])
+              .map(([p, h]) => [p, h.id, ctx.tables.pasidDomain(o.slot, p) === h.domain.descriptor]),
           };
       }
     }),

@@ -19,5 +19,8 @@ export function attachTranslator(handles: DataPlaneHandles): { translator: Trans
   const tables = new ContextTables(memory.phys, undefined, handles.tables);
   const slot = memory.reclaimer.acquireSlot();
   if (slot < 0) throw new Error('no free reader slot for this thread');
-  return { translator: new Translator(memory.phys, tables, memory.reclaimer, slot), release: () => memory.reclaimer.releaseSlot(slot) };
+  return {
+    translator: new Translator(memory.phys, tables, memory.reclaimer, slot),
+    release: () => memory.reclaimer.releaseSlot(slot),
+  };
 }

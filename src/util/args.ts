@@ -29,7 +29,8 @@ export function argInt(name: string, v: unknown, lo: number, hi: number): number
 
 /** A u64 as a bigint. */
 export function argU64(name: string, v: unknown): bigint {
-  if (typeof v !== 'bigint' || v < 0n || v > U64_MAX) throw new IommufdError('EINVAL', `${name} must be a bigint in [0, 2^64), got ${describe(v)}`);
+  if (typeof v !== 'bigint' || v < 0n || v > U64_MAX)
+    throw new IommufdError('EINVAL', `${name} must be a bigint in [0, 2^64), got ${describe(v)}`);
   return v;
 }
 
@@ -40,14 +41,16 @@ export function argOptU64(name: string, v: unknown): bigint | undefined {
 
 /** An optional boolean. */
 export function argOptBool(name: string, v: unknown): boolean | undefined {
-  if (v !== undefined && typeof v !== 'boolean') throw new IommufdError('EINVAL', `${name} must be a boolean, got ${describe(v)}`);
+  if (v !== undefined && typeof v !== 'boolean')
+    throw new IommufdError('EINVAL', `${name} must be a boolean, got ${describe(v)}`);
   return v;
 }
 
 /** A plain object (for an options bag). */
 export function argObject(name: string, v: unknown, optional = false): Record<string, unknown> | undefined {
   if (v === undefined && optional) return undefined;
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new IommufdError('EINVAL', `${name} must be an object, got ${describe(v)}`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new IommufdError('EINVAL', `${name} must be an object, got ${describe(v)}`);
   return v as Record<string, unknown>;
 }
 
@@ -66,4 +69,25 @@ export function argRanges(name: string, v: unknown): { start: bigint; last: bigi
     const o = argObject(`${name}[${i}]`, r)!;
     return { start: argU64(`${name}[${i}].start`, o['start']), last: argU64(`${name}[${i}].last`, o['last']) };
   });
+}
+
+/**
+ * A flags object: unknown keys are EOPNOTSUPP, as unknown flag bits are in the kernel
+ * (reference/iommufd.md §0); known keys must be booleans.
+ */
+export function argFlags<K extends string>(
+  name: string,
+  v: unknown,
+  known: readonly K[],
+): { [P in K]?: boolean } | undefined {
+  const o = argObject(name, v, true);
+  if (o === undefined) return undefined;
+  const out: { [P in K]?: boolean } = {};
+  for (const key of Object.keys(o)) {
+    if (!(known as readonly string[]).includes(key))
+      throw new IommufdError('EOPNOTSUPP', `${name}.${key} is not a known flag`);
+    const b = argOptBool(`${name}.${key}`, o[key]);
+    if (b !== undefined) out[key as K] = b;
+  }
+  return out;
 }

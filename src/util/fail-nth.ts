@@ -12,7 +12,8 @@ export class FaultInjector {
 
   /** Makes the `nth` fallible step from now (1-based) fail. */
   arm(nth: number): void {
-    if (!Number.isInteger(nth) || nth < 1) throw new IommufdError('EINVAL', `nth must be an integer >= 1, got ${String(nth)}`);
+    if (!Number.isInteger(nth) || nth < 1)
+      throw new IommufdError('EINVAL', `nth must be an integer >= 1, got ${String(nth)}`);
     this.#remaining = nth;
     this.#fired = false;
   }
