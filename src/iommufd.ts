@@ -105,9 +105,18 @@ export class Iommufd {
     });
     const mm = this.#ctx.mm;
     const live = (): void => this.#live();
+    // Frames that mmap gives back on failure, or munmap drops, are retired: reclaim them at once.
+    const reclaimAfter = <T>(fn: () => T): T => {
+      live();
+      try {
+        return fn();
+      } finally {
+        this.#ctx.memory.reclaimer.reclaim();
+      }
+    };
     this.memory = {
-      mmap: (length) => (live(), mm.mmap(length)),
-      munmap: (va, length) => (live(), mm.munmap(va, length)),
+      mmap: (length) => reclaimAfter(() => mm.mmap(length)),
+      munmap: (va, length) => reclaimAfter(() => mm.munmap(va, length)),
       write: (va, bytes) => (live(), mm.write(va, bytes)),
       read: (va, length) => (live(), mm.read(va, length)),
       pinCount: (va) => (live(), mm.pinCount(argU64('va', va))),
