@@ -131,7 +131,7 @@ function attachHwpt(
   if (pasid === NO_PASID) {
     reserveRegions(dev, hwpt, undo);
   } else {
-    ctx.tables.preparePasid(dev.slot, pasid);
+    undo.push(ctx.tables.preparePasid(dev.slot, pasid));
   }
   ctx.faults.step('attach device');
   publish(ctx, dev, pasid, hwpt);

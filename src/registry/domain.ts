@@ -55,11 +55,14 @@ class MockDomain implements PagingDomain {
   constructor(ctx: IommufdCtx) {
     this.#ctx = ctx;
     this.table = new MockPageTable(ctx.memory.phys, ctx.memory.frames);
-    ctx.faults.step('publish domain descriptor');
-    const d = ctx.tables.publishDomain(DomainFormat.Mock, this.table.rootPa);
-    if (d < 0) {
+    let d = -1;
+    try {
+      ctx.faults.step('publish domain descriptor');
+      d = ctx.tables.publishDomain(DomainFormat.Mock, this.table.rootPa);
+      if (d < 0) throw new IommufdError('ENOMEM', 'domain descriptor table is full');
+    } catch (e) {
       this.table.free();
-      throw new IommufdError('ENOMEM', 'domain descriptor table is full');
+      throw e;
     }
     this.descriptor = d;
   }

@@ -111,17 +111,41 @@ export class ContextTables {
 
   /**
    * Makes sure the PASID table can hold `pasid` (allocating directory and leaf frames; ENOMEM).
-   * Call before {@link setPasidDomain} so that the switch itself cannot fail.
+   * Call before {@link setPasidDomain} so that the switch itself cannot fail. Returns an undo that
+   * frees what this call allocated, for a caller whose later step fails.
    */
-  preparePasid(slot: number, pasid: number): void {
+  preparePasid(slot: number, pasid: number): () => void {
     const at = slot * DEVICE_WORDS + 1;
     let dir = Atomics.load(this.devices, at) - 1;
+    let newDir = false;
     if (dir < 0) {
       dir = this.#frames!.alloc();
       Atomics.store(this.devices, at, dir + 1);
+      newDir = true;
     }
     const dirIndex = dir * 1024 + (pasid >>> PASID_DIR_BITS);
-    if (Atomics.load(this.#i32, dirIndex) === 0) Atomics.store(this.#i32, dirIndex, this.#frames!.alloc() + 1);
+    let leaf = -1;
+    if (Atomics.load(this.#i32, dirIndex) === 0) {
+      try {
+        leaf = this.#frames!.alloc();
+      } catch (e) {
+        if (newDir) this.#dropDir(at, dir);
+        throw e;
+      }
+      Atomics.store(this.#i32, dirIndex, leaf + 1);
+    }
+    return () => {
+      if (leaf >= 0) {
+        Atomics.store(this.#i32, dirIndex, 0);
+        this.#frames!.put(leaf);
+      }
+      if (newDir) this.#dropDir(at, dir);
+    };
+  }
+
+  #dropDir(at: number, dir: number): void {
+    Atomics.store(this.devices, at, 0);
+    this.#frames!.put(dir);
   }
 
   /** Switches a PASID's domain (0 detaches) in one store. The table must be prepared. */
