@@ -372,8 +372,10 @@ export class Iommufd {
     const chunks: number[] = [];
     // Translate every chunk first, so a fault part-way writes nothing.
     this.#dma(devId, iova, bytes.length, Access.Write, opts?.pasid, (pa, off, n) => chunks.push(pa, off, n));
-    for (let i = 0; i < chunks.length; i += 3)
-      u8.set(bytes.subarray(chunks[i + 1]!, chunks[i + 1]! + chunks[i + 2]!), chunks[i]!);
+    for (let i = 0; i + 2 < chunks.length; i += 3) {
+      const [pa, off, n] = [chunks[i], chunks[i + 1], chunks[i + 2]] as [number, number, number];
+      u8.set(bytes.subarray(off, off + n), pa);
+    }
   }
 
   #dma(

@@ -55,16 +55,15 @@ class MockDomain implements PagingDomain {
   constructor(ctx: IommufdCtx) {
     this.#ctx = ctx;
     this.table = new MockPageTable(ctx.memory.phys, ctx.memory.frames);
-    let d = -1;
     try {
       ctx.faults.step('publish domain descriptor');
-      d = ctx.tables.publishDomain(DomainFormat.Mock, this.table.rootPa);
+      const d = ctx.tables.publishDomain(DomainFormat.Mock, this.table.rootPa);
       if (d < 0) throw new IommufdError('ENOMEM', 'domain descriptor table is full');
+      this.descriptor = d;
     } catch (e) {
       this.table.free();
       throw e;
     }
-    this.descriptor = d;
   }
 
   map(iova: bigint, length: bigint, pa: PaSource, prot: number, huge: boolean): void {

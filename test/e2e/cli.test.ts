@@ -6,7 +6,10 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Runs the CLI from source through tsx, as `ioasid ...` would run from the build. */
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -16,11 +19,23 @@ describe('ioasid CLI', () => {
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^ioasid bench: 20000 DMA translations in [\d.]+ ms = [\d.]+ M\/s \(mock domain, 4 MiB mapped, 1 MiB blocks, 0 faults\)$/);
+    expect(lines[0]).toMatch(
+      /^ioasid bench: 20000 DMA translations in [\d.]+ ms = [\d.]+ M\/s \(mock domain, 4 MiB mapped, 1 MiB blocks, 0 faults\)$/,
+    );
   });
 
   it('bench --json prints one JSON object with the measured figures', () => {
-    const r = cli('bench', '--translations', '5000', '--map-mib', '2', '--memory-mib', '8', '--no-huge-pages', '--json');
+    const r = cli(
+      'bench',
+      '--translations',
+      '5000',
+      '--map-mib',
+      '2',
+      '--memory-mib',
+      '8',
+      '--no-huge-pages',
+      '--json',
+    );
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout) as Record<string, unknown>;
     expect(j).toMatchObject({ translations: 5000, faults: 0, hugePages: false, mapBytes: 2 * 2 ** 20 });
@@ -31,7 +46,10 @@ describe('ioasid CLI', () => {
     [['bench', '--bogus'], "ioasid: unknown flag '--bogus'"],
     [['bench', '--translations'], "ioasid: flag '--translations' needs a value"],
     [['bench', '--translations', '-5'], "ioasid: flag '--translations' needs a non-negative integer, got '-5'"],
-    [['bench', '--map-mib', '300', '--memory-mib', '256'], 'ioasid: --map-mib must leave at least 1 MiB of --memory-mib for page tables'],
+    [
+      ['bench', '--map-mib', '300', '--memory-mib', '256'],
+      'ioasid: --map-mib must leave at least 1 MiB of --memory-mib for page tables',
+    ],
     [['frobnicate'], "ioasid: unknown command 'frobnicate' (try 'ioasid help')"],
   ])('%j is a one-line error with exit status 2', (args, message) => {
     const r = cli(...args);
