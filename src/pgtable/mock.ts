@@ -58,16 +58,16 @@ export function mockWalk(i32: Int32Array, rootPa: number, iova: number, access: 
     return fault.set(TranslateFault.NotMapped, 2, FaultReason.Aperture, iova);
   }
   let at = slot(rootPa, (iova >>> 29) & 3);
-  let lo = descLoadLo(i32, at);
+  let lo = Atomics.load(i32, at);
   if ((lo & MOCK_DESC.Valid) === 0) return fault.set(TranslateFault.NotMapped, 2, FaultReason.NotPresent, iova);
   at = slot(descLoadHi(i32, at) * MOCK_PAGE_SIZE, (iova >>> 20) & 511);
-  lo = descLoadLo(i32, at);
+  lo = Atomics.load(i32, at);
   if ((lo & MOCK_DESC.Valid) === 0) return fault.set(TranslateFault.NotMapped, 1, FaultReason.NotPresent, iova);
   let level = 1;
   let offsetMask = MOCK_BLOCK_SIZE - 1;
   if ((lo & MOCK_DESC.Table) !== 0) {
     at = slot(descLoadHi(i32, at) * MOCK_PAGE_SIZE, (iova >>> 11) & 511);
-    lo = descLoadLo(i32, at);
+    lo = Atomics.load(i32, at);
     level = 0;
     offsetMask = MOCK_PAGE_SIZE - 1;
     if ((lo & MOCK_DESC.Valid) === 0) return fault.set(TranslateFault.NotMapped, 0, FaultReason.NotPresent, iova);

@@ -171,9 +171,14 @@ export class ContextTables {
     return Atomics.load(this.#i32, leaf * 1024 + (pasid & PASID_LEAF_MASK));
   }
 
-  /** A descriptor's format. */
+  /**
+   * A descriptor's format. A plain load suffices: the caller found `index` through an
+   * `Atomics.load` of a device context word, which synchronizes with the `Atomics.store` that
+   * published it, and the descriptor was written before that store and never changes while
+   * it is reachable.
+   */
   domainFormat(index: number): number {
-    return Atomics.load(this.domains, index * DOMAIN_WORDS);
+    return this.domains[index * DOMAIN_WORDS]!;
   }
 
   /** A descriptor's root table physical address. */

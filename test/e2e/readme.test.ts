@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
-const examples = [...readme.matchAll(/<!-- example: (\w+) -->\n```ts\n([\s\S]*?)```/g)].map((m) => ({
+const examples = [...readme.matchAll(/<!-- example: (\w+) -->\s*```ts\n([\s\S]*?)```/g)].map((m) => ({
   name: m[1]!,
   code: m[2]!,
 }));
