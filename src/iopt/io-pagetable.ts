@@ -287,15 +287,14 @@ export class IoPagetable {
   /**
    * `iopt_unmap_iova_range`: removes the areas inside [start, last] in ascending order; the first
    * area that sticks out is ENOENT, after the ones before it were removed (reference/iommufd.md §2,
-   * whole-area rule). Returns the bytes removed; `onProgress` learns of them even when it throws.
+   * whole-area rule). Returns the bytes removed. What was removed before a failure stays removed.
    */
-  unmapRange(start: bigint, last: bigint, onProgress?: (bytes: bigint) => void): bigint {
+  unmapRange(start: bigint, last: bigint): bigint {
     let unmapped = 0n;
     for (;;) {
       const area = this.firstArea(start, last);
       if (area === undefined) break;
       if (area.start < start || area.last > last) {
-        onProgress?.(unmapped);
         throw new IommufdError(
           'ENOENT',
           `area [0x${area.start.toString(16)}, 0x${area.last.toString(16)}] is not wholly inside the range`,
@@ -304,7 +303,6 @@ export class IoPagetable {
       this.#removeArea(area);
       unmapped += area.last - area.start + 1n;
     }
-    onProgress?.(unmapped);
     return unmapped;
   }
 
