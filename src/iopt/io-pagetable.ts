@@ -32,6 +32,13 @@ export interface IoptArea {
   filled: boolean;
 }
 
+/** First and last host page (of `area.pages`) that an area covers. */
+function pageRange(area: IoptArea): [number, number] {
+  const first = Number(area.startByte >> 12n);
+  const last = Number((area.startByte + (area.last - area.start)) >> 12n);
+  return [first, last];
+}
+
 /** A reserved range and its owner (a device, a domain, or null). */
 interface Reserved extends IovaRange {
   owner: unknown;
@@ -177,9 +184,6 @@ export class IoPagetable {
    * undefined), fills every domain, and returns the IOVA. All or nothing.
    */
   mapPages(slices: readonly PagesSlice[], length: bigint, iova: bigint | undefined, prot: number): bigint {
-    if ((prot & 2) !== 0 && slices.some((s) => !s.pages.writable)) {
-      throw new IommufdError('EPERM', 'writeable mapping of read-only pages');
-    }
     if (length === 0n || length % this.iovaAlignment !== 0n) {
       throw new IommufdError(
         'EINVAL',
@@ -202,6 +206,9 @@ export class IoPagetable {
     try {
       let at = dst;
       for (const s of slices) {
+        // iopt_insert_area: writability, then the page offset, after the IOVA checks.
+        if ((prot & 2) !== 0 && !s.pages.writable)
+          throw new IommufdError('EPERM', 'writeable mapping of read-only pages');
         if ((s.startByte % PAGE_SIZE_N) % this.iovaAlignment !== 0n) {
           throw new IommufdError(
             'EINVAL',
@@ -248,7 +255,8 @@ export class IoPagetable {
 
   /** Pins an area and maps it into every domain; all or nothing. */
   #fillArea(area: IoptArea): void {
-    area.pages.pin(this.#faults);
+    const [first, last] = pageRange(area);
+    area.pages.pin(first, last, this.#faults);
     const done: IoptDomain[] = [];
     try {
       for (const d of this.domains) {
@@ -257,7 +265,7 @@ export class IoPagetable {
       }
     } catch (e) {
       for (const d of done) d.unmap(area.start, area.last - area.start + 1n);
-      area.pages.unpin();
+      area.pages.unpin(first, last);
       throw e;
     }
     area.filled = true;
@@ -274,7 +282,7 @@ export class IoPagetable {
   #removeArea(area: IoptArea): void {
     if (area.filled) {
       for (const d of this.domains) d.unmap(area.start, area.last - area.start + 1n);
-      area.pages.unpin();
+      area.pages.unpin(...pageRange(area));
       area.filled = false;
     }
     const i = this.areas.indexOf(area);
@@ -354,17 +362,18 @@ export class IoPagetable {
   }
 
   #fillOne(d: IoptDomain, area: IoptArea, undo: (() => void)[]): void {
-    area.pages.pin(this.#faults);
+    const [first, last] = pageRange(area);
+    area.pages.pin(first, last, this.#faults);
     try {
       this.#mapInto(d, area);
     } catch (e) {
-      area.pages.unpin();
+      area.pages.unpin(first, last);
       throw e;
     }
     area.filled = true;
     undo.push(() => {
       d.unmap(area.start, area.last - area.start + 1n);
-      area.pages.unpin();
+      area.pages.unpin(first, last);
       area.filled = false;
     });
   }
@@ -377,7 +386,7 @@ export class IoPagetable {
     for (const area of this.areas) {
       d.unmap(area.start, area.last - area.start + 1n);
       if (this.domains.length === 0 && area.filled) {
-        area.pages.unpin();
+        area.pages.unpin(...pageRange(area));
         area.filled = false;
       }
     }

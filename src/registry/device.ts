@@ -74,6 +74,11 @@ function attached(dev: DeviceObject, pasid: number): HwptPagingObject | undefine
   return pasid === NO_PASID ? dev.rid : dev.pasids.get(pasid);
 }
 
+function alreadyAttached(dev: DeviceObject, pasid: number): IommufdError {
+  const what = pasid === NO_PASID ? 'RID' : `PASID ${pasid}`;
+  return new IommufdError('EBUSY', `device ${dev.id} ${what} is already attached; use replace`);
+}
+
 function checkPasid(dev: DeviceObject, pasid: number): void {
   if (pasid === NO_PASID) return;
   if (dev.pasidBits === 0) throw new IommufdError('EINVAL', `device ${dev.id} has no PASID support`);
@@ -122,12 +127,7 @@ function attachHwpt(
   undo: (() => void)[],
 ): void {
   checkCompat(dev, pasid, hwpt);
-  if (attached(dev, pasid) !== undefined) {
-    throw new IommufdError(
-      'EBUSY',
-      `device ${dev.id} ${pasid === NO_PASID ? 'RID' : `PASID ${pasid}`} is already attached; use replace`,
-    );
-  }
+  if (attached(dev, pasid) !== undefined) throw alreadyAttached(dev, pasid);
   if (pasid === NO_PASID) {
     reserveRegions(dev, hwpt, undo);
   } else {
@@ -181,6 +181,12 @@ function resolveTarget(
 export function deviceAttach(ctx: IommufdCtx, devId: number, ptId: number, pasid: number): number {
   const dev = ctx.objects.get(devId, 'device');
   checkPasid(dev, pasid);
+  // As iommufd_device_change_pt: the pt_id lookup (ENOENT) and its type (EINVAL) come first, then
+  // the device's slot in the group's attach array (EBUSY), before any domain is tried or allocated.
+  const pt = ctx.objects.get(ptId);
+  if (pt.type !== 'ioas' && pt.type !== 'hwpt-paging')
+    throw new IommufdError('EINVAL', `ptId ${ptId} is not an IOAS or a HWPT`);
+  if (attached(dev, pasid) !== undefined) throw alreadyAttached(dev, pasid);
   return ctx.atomically((undo) => {
     const hwpt = resolveTarget(ctx, dev, pasid, ptId, (h, u) => attachHwpt(ctx, dev, pasid, h, u), undo);
     return hwpt.id;
