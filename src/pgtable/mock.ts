@@ -41,8 +41,22 @@ export const MOCK_GEOMETRY: DomainGeometry = {
 };
 
 const ENTRIES = 512;
-const FRAME_WORDS = 1024; // Int32 words per 4 KiB frame
 const ADDR_SHIFT = 11; // high word = address >> 11
+
+/**
+ * Valid entries per table frame, for every mock table over one physical memory: emptiness is then
+ * O(1) instead of a scan. Only the control plane (which builds tables) uses it.
+ */
+const entryCounts = new WeakMap<PhysMemory, Uint16Array>();
+
+function countsFor(mem: PhysMemory): Uint16Array {
+  let c = entryCounts.get(mem);
+  if (c === undefined) {
+    c = new Uint16Array(mem.frameCount);
+    entryCounts.set(mem, c);
+  }
+  return c;
+}
 
 /** Int32 index of entry `i` of the table at frame-aligned physical address `tablePa`. */
 function slot(tablePa: number, i: number): number {
@@ -94,13 +108,28 @@ export class MockPageTable {
   readonly rootPa: number;
   readonly #i32: Int32Array;
   readonly #frames: FrameAllocator;
+  readonly #counts: Uint16Array;
   #freed = false;
 
   /** Allocates an empty table. ENOMEM when memory is exhausted. */
   constructor(mem: PhysMemory, frames: FrameAllocator) {
     this.#i32 = mem.i32;
     this.#frames = frames;
+    this.#counts = countsFor(mem);
     this.rootPa = frames.alloc() * 4096;
+    this.#counts[this.rootPa / 4096] = 0;
+  }
+
+  /** Installs entry `at` of the table at `tablePa`, counting it. */
+  #install(tablePa: number, at: number, lo: number, hi: number): void {
+    descInstall(this.#i32, at, lo, hi);
+    this.#counts[tablePa / 4096]!++;
+  }
+
+  /** Clears entry `at` of the table at `tablePa`, counting it. */
+  #clear(tablePa: number, at: number): void {
+    descClear(this.#i32, at);
+    this.#counts[tablePa / 4096]!--;
   }
 
   /**
@@ -115,7 +144,7 @@ export class MockPageTable {
       while (off < length) {
         const va = iova + off;
         const target = pa(off);
-        const l1 = this.#table(slot(this.rootPa, (va >>> 29) & 3));
+        const l1 = this.#table(this.rootPa, slot(this.rootPa, (va >>> 29) & 3));
         const at1 = slot(l1, (va >>> 20) & 511);
         if (
           huge &&
@@ -125,19 +154,20 @@ export class MockPageTable {
         ) {
           if ((descLoadLo(this.#i32, at1) & MOCK_DESC.Valid) !== 0)
             throw new Error(`mock map over live IOVA 0x${va.toString(16)}`);
-          descInstall(this.#i32, at1, MOCK_DESC.Valid | perm, target >>> ADDR_SHIFT);
+          this.#install(l1, at1, MOCK_DESC.Valid | perm, target >>> ADDR_SHIFT);
           off += MOCK_BLOCK_SIZE;
           continue;
         }
-        const l0 = this.#table(at1);
+        const l0 = this.#table(l1, at1);
         const at0 = slot(l0, (va >>> 11) & 511);
         if ((descLoadLo(this.#i32, at0) & MOCK_DESC.Valid) !== 0)
           throw new Error(`mock map over live IOVA 0x${va.toString(16)}`);
-        descInstall(this.#i32, at0, MOCK_DESC.Valid | MOCK_DESC.Page | perm, target >>> ADDR_SHIFT);
+        this.#install(l0, at0, MOCK_DESC.Valid | MOCK_DESC.Page | perm, target >>> ADDR_SHIFT);
         off += MOCK_PAGE_SIZE;
       }
     } catch (e) {
       if (off > 0) this.unmap(iova, off);
+      this.#prune(iova + off); // tables allocated for the entry that failed may be empty
       throw e;
     }
   }
@@ -171,7 +201,7 @@ export class MockPageTable {
         if ((lo1 & MOCK_DESC.Table) === 0) {
           if (va % MOCK_BLOCK_SIZE !== 0 || end < next1)
             throw new Error(`partial unmap of mock block at 0x${va.toString(16)}`);
-          descClear(this.#i32, at1);
+          this.#clear(l1, at1);
           cleared += MOCK_BLOCK_SIZE;
           va = next1;
           continue;
@@ -180,14 +210,14 @@ export class MockPageTable {
         for (; va < end && va < next1; va += MOCK_PAGE_SIZE) {
           const at0 = slot(l0, (va >>> 11) & 511);
           if ((descLoadLo(this.#i32, at0) & MOCK_DESC.Valid) !== 0) {
-            descClear(this.#i32, at0);
+            this.#clear(l0, at0);
             cleared += MOCK_PAGE_SIZE;
           }
         }
         va = Math.min(va, next1);
-        if (this.#empty(l0)) this.#unlinkTable(at1, l0);
+        if (this.#counts[l0 / 4096] === 0) this.#unlinkTable(l1, at1, l0);
       }
-      if (this.#empty(l1)) this.#unlinkTable(at2, l1);
+      if (this.#counts[l1 / 4096] === 0) this.#unlinkTable(this.rootPa, at2, l1);
     }
     return cleared;
   }
@@ -217,14 +247,15 @@ export class MockPageTable {
   }
 
   /** The next-level table that entry `at` points to, allocating and installing one if needed. */
-  #table(at: number): number {
+  #table(parentPa: number, at: number): number {
     const lo = descLoadLo(this.#i32, at);
     if ((lo & MOCK_DESC.Valid) !== 0) {
       if ((lo & MOCK_DESC.Table) === 0) throw new Error('mock map inside a live block');
       return descLoadHi(this.#i32, at) * MOCK_PAGE_SIZE;
     }
     const tablePa = this.#frames.alloc() * 4096; // zeroed
-    descInstall(this.#i32, at, MOCK_DESC.Valid | MOCK_DESC.Table, tablePa >>> ADDR_SHIFT);
+    this.#counts[tablePa / 4096] = 0;
+    this.#install(parentPa, at, MOCK_DESC.Valid | MOCK_DESC.Table, tablePa >>> ADDR_SHIFT);
     return tablePa;
   }
 
@@ -234,15 +265,22 @@ export class MockPageTable {
     return true;
   }
 
-  #empty(tablePa: number): boolean {
-    const base = tablePa >>> 2;
-    for (let w = 0; w < FRAME_WORDS; w += 2)
-      if ((Atomics.load(this.#i32, base + w) & MOCK_DESC.Valid) !== 0) return false;
-    return true;
+  /** Unlinks the tables on the path to `va` that hold no entry. */
+  #prune(va: number): void {
+    const at2 = slot(this.rootPa, (va >>> 29) & 3);
+    if ((descLoadLo(this.#i32, at2) & MOCK_DESC.Valid) === 0) return;
+    const l1 = descLoadHi(this.#i32, at2) * MOCK_PAGE_SIZE;
+    const at1 = slot(l1, (va >>> 20) & 511);
+    const lo1 = descLoadLo(this.#i32, at1);
+    if ((lo1 & MOCK_DESC.Valid) !== 0 && (lo1 & MOCK_DESC.Table) !== 0) {
+      const l0 = descLoadHi(this.#i32, at1) * MOCK_PAGE_SIZE;
+      if (this.#counts[l0 / 4096] === 0) this.#unlinkTable(l1, at1, l0);
+    }
+    if (this.#counts[l1 / 4096] === 0) this.#unlinkTable(this.rootPa, at2, l1);
   }
 
-  #unlinkTable(at: number, tablePa: number): void {
-    descClear(this.#i32, at);
+  #unlinkTable(parentPa: number, at: number, tablePa: number): void {
+    this.#clear(parentPa, at);
     this.#frames.put(tablePa / 4096);
   }
 }

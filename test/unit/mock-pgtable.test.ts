@@ -119,6 +119,18 @@ describe('mock format', () => {
     expect(a.inUse).toBe(1);
   });
 
+  it('a map that fails on its first entry leaves no empty table behind', () => {
+    const { pt, a } = setup();
+    const faults = new FaultInjector();
+    a.faults = faults;
+    faults.arm(2); // the L1 table is allocated, the L0 table is not
+    expect(() => pt.map(MOCK_APERTURE_START, 2048, () => 0x800, Prot.Read, true)).toThrow(
+      expect.objectContaining({ errno: 'ENOMEM' }),
+    );
+    expect(a.inUse).toBe(1);
+    expect(pt.tableFrames()).toBe(1);
+  });
+
   it('refuses to map over a live entry (break-before-make)', () => {
     const { pt } = setup();
     pt.map(MOCK_APERTURE_START, 2048, () => 0, Prot.Read, true);

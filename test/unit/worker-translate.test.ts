@@ -1,5 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Access, Iommufd, MOCK_APERTURE_START, TranslatePool, attachTranslator, runTranslateBatch, type TranslateBatch } from '../../src/index.js';
+import {
+  Access,
+  Iommufd,
+  MOCK_APERTURE_START,
+  TranslatePool,
+  attachTranslator,
+  runTranslateBatch,
+  type TranslateBatch,
+} from '../../src/index.js';
 import { SystemMemory } from '../../src/memory/index.js';
 
 describe('translation on worker threads over shared memory', () => {
@@ -14,7 +22,9 @@ describe('translation on worker threads over shared memory', () => {
     dev = fd.deviceBind({ iommu: 'mock' });
     fd.deviceAttach(dev, ioas);
     const va = fd.memory.mmap(4n << 20n);
-    iova = Number(fd.ioasMap(ioas, { userVa: va, length: 4n << 20n, iova: MOCK_APERTURE_START, flags: { fixedIova: true } }));
+    iova = Number(
+      fd.ioasMap(ioas, { userVa: va, length: 4n << 20n, iova: MOCK_APERTURE_START, flags: { fixedIova: true } }),
+    );
     pool = new TranslatePool(fd.dataPlane(), 2);
   });
 
@@ -24,7 +34,17 @@ describe('translation on worker threads over shared memory', () => {
   });
 
   it('a worker translates a batch to the same addresses as the main thread', async () => {
-    const batch: TranslateBatch = { dev: fd.deviceSlot(dev), pasid: -1, base: iova, pages: 2048, pageSize: 2048, stride: 7, start: 3, count: 10_000, access: Access.Read };
+    const batch: TranslateBatch = {
+      dev: fd.deviceSlot(dev),
+      pasid: -1,
+      base: iova,
+      pages: 2048,
+      pageSize: 2048,
+      stride: 7,
+      start: 3,
+      count: 10_000,
+      access: Access.Read,
+    };
     let expected = 0;
     let page = batch.start;
     for (let i = 0; i < batch.count; i++) {
@@ -36,11 +56,26 @@ describe('translation on worker threads over shared memory', () => {
   });
 
   it('a worker sees an unmap at once: every translation of the removed range faults', async () => {
-    const batch: TranslateBatch = { dev: fd.deviceSlot(dev), pasid: -1, base: iova, pages: 512, pageSize: 2048, stride: 1, start: 0, count: 512, access: Access.Write };
+    const batch: TranslateBatch = {
+      dev: fd.deviceSlot(dev),
+      pasid: -1,
+      base: iova,
+      pages: 512,
+      pageSize: 2048,
+      stride: 1,
+      start: 0,
+      count: 512,
+      access: Access.Write,
+    };
     expect((await pool.run(batch)).faults).toBe(0);
     const other = fd.ioasAlloc();
     const va2 = fd.memory.mmap(1n << 20n);
-    fd.ioasMap(other, { userVa: va2, length: 1n << 20n, iova: MOCK_APERTURE_START + (64n << 20n), flags: { fixedIova: true } });
+    fd.ioasMap(other, {
+      userVa: va2,
+      length: 1n << 20n,
+      iova: MOCK_APERTURE_START + (64n << 20n),
+      flags: { fixedIova: true },
+    });
     fd.deviceReplace(dev, other); // the RID now points at a domain without the window
     expect((await pool.run(batch)).faults).toBe(512);
   });
@@ -67,6 +102,18 @@ describe('reclamation with a reader on another thread', () => {
     readerView.reclaimer.releaseSlot(slot);
     worker.release();
     // runTranslateBatch over a device with nothing attached faults every time.
-    expect(runTranslateBatch(worker.translator, { dev: 1, pasid: -1, base: 0, pages: 1, pageSize: 2048, stride: 1, start: 0, count: 3, access: 1 })).toEqual({ checksum: 0, faults: 3 });
+    expect(
+      runTranslateBatch(worker.translator, {
+        dev: 1,
+        pasid: -1,
+        base: 0,
+        pages: 1,
+        pageSize: 2048,
+        stride: 1,
+        start: 0,
+        count: 3,
+        access: 1,
+      }),
+    ).toEqual({ checksum: 0, faults: 3 });
   });
 });
