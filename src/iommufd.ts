@@ -38,12 +38,14 @@ export interface TranslateFaultInfo {
   code: number;
   /** The faulting IOVA. */
   iova: number;
-  /** Page-table level where the walk stopped. */
+  /** Page-table level where the walk stopped, in the Arm numbering for every format (3 = the 4 KiB level, 0 = PML4 / L0, -1 = PML5). */
   level: number;
   /** Why: 'no-domain', 'aperture', 'not-present', 'read-denied', 'write-denied'. */
   reason: string;
   /** The PASID, or -1 for a request without PASID. */
   pasid: number;
+  /** The vendor's code: the SMMUv3 event number (0x10 F_TRANSLATION …) or the VT-d fault reason (0x5 …); 0 for mock. */
+  vendorCode: number;
 }
 
 /** A DMA that faulted: EFAULT, with the translation fault's details. */
@@ -352,6 +354,7 @@ export class Iommufd {
       level: f.words[1]!,
       reason: FAULT_REASON_NAMES[f.words[2]!] ?? 'unknown',
       pasid: f.words[3]!,
+      vendorCode: f.words[4]!,
     };
   }
 

@@ -22,3 +22,13 @@ export {
   MOCK_GEOMETRY,
   type PaSource,
 } from './mock.js';
+export { RadixPageTable, levelSize, ENCODED, addrWords, type RadixCodec, type ClearedRange } from './radix.js';
+export { CFG, packWalkConfig, cfgStartLevel, cfgInputSize, cfgOutputSize } from './walk-config.js';
+export { ARM_LO, ARM_HI, SMMU_EVT, PS_BITS, ATTRIDX_WB, S2_MEMATTR_WB, SH_INNER } from './arm/desc.js';
+export { armS1Config, armS2Config, linuxS2Sl0, type ArmWalkConfig } from './arm/config.js';
+export { armS1Codec, armS2Codec, armAddr } from './arm/codec.js';
+export { armS1Walk, armS2Walk } from './arm/walk.js';
+export { X86_LO, X86_HI, SL_LO, SL_HI, VTD_FR, INTERRUPT_RANGE, vtdAwWidth } from './x86/desc.js';
+export { x86FirstStageCodec, vtdSecondStageCodec, x86StartLevel } from './x86/codec.js';
+export { x86FirstStageWalk, vtdSecondStageWalk } from './x86/walk.js';
+export { entryCountsFor } from './entry-counts.js';

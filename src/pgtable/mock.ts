@@ -1,6 +1,7 @@
 import type { FrameAllocator } from '../memory/frame-alloc.js';
 import { descClear, descInstall, descLoadHi, descLoadLo } from '../memory/descriptor.js';
 import type { PhysMemory } from '../memory/phys.js';
+import { entryCountsFor } from './entry-counts.js';
 import { Access, FaultReason, Prot, TranslateFault, type DomainGeometry, type WalkFault } from './types.js';
 
 /*
@@ -42,21 +43,6 @@ export const MOCK_GEOMETRY: DomainGeometry = {
 
 const ENTRIES = 512;
 const ADDR_SHIFT = 11; // high word = address >> 11
-
-/**
- * Valid entries per table frame, for every mock table over one physical memory: emptiness is then
- * O(1) instead of a scan. Only the control plane (which builds tables) uses it.
- */
-const entryCounts = new WeakMap<PhysMemory, Uint16Array>();
-
-function countsFor(mem: PhysMemory): Uint16Array {
-  let c = entryCounts.get(mem);
-  if (c === undefined) {
-    c = new Uint16Array(mem.frameCount);
-    entryCounts.set(mem, c);
-  }
-  return c;
-}
 
 /** Int32 index of entry `i` of the table at frame-aligned physical address `tablePa`. */
 function slot(tablePa: number, i: number): number {
@@ -115,7 +101,7 @@ export class MockPageTable {
   constructor(mem: PhysMemory, frames: FrameAllocator) {
     this.#i32 = mem.i32;
     this.#frames = frames;
-    this.#counts = countsFor(mem);
+    this.#counts = entryCountsFor(mem);
     this.rootPa = frames.alloc() * 4096;
     this.#counts[this.rootPa / 4096] = 0;
   }

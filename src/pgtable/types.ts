@@ -6,15 +6,23 @@ export const Access = { Read: 1, Write: 2, Exec: 4, Priv: 8 } as const;
 
 /**
  * What a walk returns when it fails: negative, so any result >= 0 is a physical address.
- * Details (level, reason, IOVA) are written to a {@link WalkFault} record.
+ * Details (level, reason, vendor code, IOVA) are written to a {@link WalkFault} record.
  */
 export const TranslateFault = {
   /** Nothing is attached to the device (or to the PASID). */
   NoDomain: -1,
-  /** No valid entry translates the IOVA (including an IOVA outside the aperture). */
+  /** No valid entry translates the IOVA: a Translation fault (also out of range or non-canonical). */
   NotMapped: -2,
   /** A valid entry lacks the permission the access needs. */
   Permission: -3,
+  /** Arm: a leaf with AF = 0 (Access flag fault). */
+  AccessFlag: -4,
+  /** Arm: a table or output address beyond the output size (Address size fault). */
+  AddressSize: -5,
+  /** A table read failed: the address is outside physical memory (external abort on the walk). */
+  WalkAbort: -6,
+  /** An entry has reserved bits set (VT-d 0xC / 0x72 / 0x7A). */
+  Reserved: -7,
 } as const;
 
 /** One of the {@link TranslateFault} codes. */
@@ -28,6 +36,14 @@ export const FaultReason = {
   NotPresent: 3,
   ReadDenied: 4,
   WriteDenied: 5,
+  ExecDenied: 6,
+  UserDenied: 7,
+  AccessFlag: 8,
+  AddressSize: 9,
+  WalkAbort: 10,
+  ReservedBits: 11,
+  NonCanonical: 12,
+  InterruptRange: 13,
 } as const;
 
 /** Names of {@link FaultReason} values. */
@@ -38,23 +54,33 @@ export const FAULT_REASON_NAMES = [
   'not-present',
   'read-denied',
   'write-denied',
+  'exec-denied',
+  'user-denied',
+  'access-flag',
+  'address-size',
+  'walk-abort',
+  'reserved-bits',
+  'non-canonical',
+  'interrupt-range',
 ] as const;
 
 /**
  * A preallocated fault record that walkers fill in, so the hot path allocates nothing.
- * Index: 0 code, 1 level, 2 reason, 3 pasid; `iova` is kept separately as a number.
+ * Words: 0 code, 1 level, 2 reason, 3 pasid, 4 vendor code (the SMMUv3 event number or the VT-d
+ * fault reason, 0 for mock). `iova` is kept separately as a number.
  */
 export class WalkFault {
-  /** [code, level, reason, pasid]. */
-  readonly words = new Int32Array(4);
+  /** [code, level, reason, pasid, vendor]. */
+  readonly words = new Int32Array(5);
   /** The faulting IOVA. */
   iova = 0;
 
   /** Records a fault and returns its code. */
-  set(code: number, level: number, reason: number, iova: number): number {
+  set(code: number, level: number, reason: number, iova: number, vendor = 0): number {
     this.words[0] = code;
     this.words[1] = level;
     this.words[2] = reason;
+    this.words[4] = vendor;
     this.iova = iova;
     return code;
   }

@@ -36,7 +36,7 @@ export function hwptPagingAlloc(
     throw new IommufdError('EOPNOTSUPP', `${dev.kind} domains cannot be used on PASIDs`);
   const id = ctx.objects.reserve();
   undo.push(() => ctx.objects.remove(id));
-  const domain = allocPagingDomain(ctx, dev.kind);
+  const domain = allocPagingDomain(ctx, dev.kind, flags.nestParent === true);
   undo.push(() => domain.free());
   const hwpt: HwptPagingObject = {
     type: 'hwpt-paging',

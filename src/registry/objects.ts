@@ -1,6 +1,15 @@
 import type { IoPagetable, IoptDomain } from '../iopt/index.js';
 import type { DomainGeometry } from '../pgtable/index.js';
-import type { MockPageTable } from '../pgtable/index.js';
+
+/** What the registry needs of a page table: its root, its size, and a way to free it. */
+export interface PageTableHandle {
+  /** Physical address of the root (start) table. */
+  readonly rootPa: number;
+  /** Frames used by tables. */
+  tableFrames(): number;
+  /** Unmaps everything and retires the tables. */
+  free(): void;
+}
 
 /** Object kinds, as IOMMUFD_OBJ_*. */
 export type ObjectType = 'ioas' | 'hwpt-paging' | 'device';
@@ -40,7 +49,9 @@ export interface PagingDomain extends IoptDomain {
   /** Index of its descriptor in the shared context tables. */
   readonly descriptor: number;
   /** The page table. */
-  readonly table: MockPageTable;
+  readonly table: PageTableHandle;
+  /** The format, as published in the descriptor. */
+  readonly format: number;
   /** Frees the table and retires the descriptor. */
   free(): void;
 }

@@ -2,14 +2,14 @@ import type { FrameAllocator } from '../memory/frame-alloc.js';
 import type { PhysMemory } from '../memory/phys.js';
 
 /** Domain formats a descriptor can name. */
-export const DomainFormat = { None: 0, Mock: 1 } as const;
+export const DomainFormat = { None: 0, Mock: 1, ArmS1: 2, ArmS2: 3, VtdSecondStage: 4, X86FirstStage: 5 } as const;
 
 /** How many domain descriptors and device contexts the shared tables hold. */
 export const MAX_DOMAINS = 4096;
 /** How many bound devices the shared tables hold. */
 export const MAX_DEVICES = 4096;
 
-const DOMAIN_WORDS = 4; // [format, rootPa (u32), reserved, reserved]
+const DOMAIN_WORDS = 4; // [format, rootPa (u32), packed walk configuration, reserved]
 const DEVICE_WORDS = 4; // [ridDomain, pasidDirFrame + 1, pasidBits, reserved]
 const PASID_DIR_BITS = 10; // PASID bits 19:10 index the directory, 9:0 the leaf
 const PASID_LEAF_MASK = (1 << PASID_DIR_BITS) - 1;
@@ -61,10 +61,11 @@ export class ContextTables {
   // ---- domain descriptors (control plane) ---------------------------------------------------
 
   /** Publishes a descriptor and returns its index, or -1 when the table is full. */
-  publishDomain(format: number, rootPa: number): number {
+  publishDomain(format: number, rootPa: number, walkConfig = 0): number {
     const d = this.#freeDomains.pop();
     if (d === undefined) return -1;
     this.domains[d * DOMAIN_WORDS + 1] = rootPa | 0;
+    this.domains[d * DOMAIN_WORDS + 2] = walkConfig;
     Atomics.store(this.domains, d * DOMAIN_WORDS, format);
     return d;
   }
@@ -179,6 +180,11 @@ export class ContextTables {
    */
   domainFormat(index: number): number {
     return this.domains[index * DOMAIN_WORDS]!;
+  }
+
+  /** A descriptor's packed walk configuration (see pgtable's packWalkConfig). */
+  domainConfig(index: number): number {
+    return this.domains[index * DOMAIN_WORDS + 2]!;
   }
 
   /** A descriptor's root table physical address. */

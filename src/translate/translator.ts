@@ -1,6 +1,15 @@
 import type { EpochReclaimer } from '../memory/reclaim.js';
 import type { PhysMemory } from '../memory/phys.js';
-import { FaultReason, mockWalk, TranslateFault, WalkFault } from '../pgtable/index.js';
+import {
+  armS1Walk,
+  armS2Walk,
+  FaultReason,
+  mockWalk,
+  TranslateFault,
+  vtdSecondStageWalk,
+  WalkFault,
+  x86FirstStageWalk,
+} from '../pgtable/index.js';
 import { ContextTables, DomainFormat } from './tables.js';
 
 /** The PASID value that means "no PASID": the request is translated by the RID's domain. */
@@ -42,10 +51,28 @@ export class Translator {
     let result: number;
     if (domain === 0) {
       result = this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
-    } else if (this.#ctx.domainFormat(domain) === DomainFormat.Mock) {
-      result = mockWalk(this.#i32, this.#ctx.domainRoot(domain), iova, access, this.fault);
     } else {
-      result = this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
+      const ctx = this.#ctx;
+      const root = ctx.domainRoot(domain);
+      switch (ctx.domainFormat(domain)) {
+        case DomainFormat.Mock:
+          result = mockWalk(this.#i32, root, iova, access, this.fault);
+          break;
+        case DomainFormat.ArmS1:
+          result = armS1Walk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
+          break;
+        case DomainFormat.ArmS2:
+          result = armS2Walk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
+          break;
+        case DomainFormat.VtdSecondStage:
+          result = vtdSecondStageWalk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
+          break;
+        case DomainFormat.X86FirstStage:
+          result = x86FirstStageWalk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
+          break;
+        default:
+          result = this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
+      }
     }
     if (slot >= 0) this.#reclaimer.exit(slot);
     if (result < 0) this.fault.words[3] = pasid;

@@ -1,0 +1,182 @@
+import { Access, FaultReason, TranslateFault, type WalkFault } from '../types.js';
+import { CFG, cfgInputSize, cfgOutputSize, cfgStartLevel } from '../walk-config.js';
+import { INTERRUPT_RANGE, SL_HI, SL_LO, VTD_FR, X86_HI, X86_LO } from './desc.js';
+
+/*
+ * x86-64 first-stage and VT-d second-stage walkers (reference/config-formats.md §2, §5.2, §5.3).
+ * Allocation-free. Levels use the Arm numbering (3 = the 4 KiB level, 0 = PML4, -1 = PML5); faults
+ * carry the VT-d fault reason code.
+ */
+
+// Bytes per entry at levels -1..3 (index level + 1).
+const SIZE = [2 ** 48, 2 ** 39, 2 ** 30, 2 ** 21, 2 ** 12] as const;
+// Reserved low bits of a large leaf's address, in the low word: 2 MiB (level 2) and 1 GiB (level 1).
+const FL_LARGE_RSVD = [0, 0, 0x3fffe000, 0x1fe000, 0] as const; // bit 12 is PAT on x86
+const SL_LARGE_RSVD = [0, 0, 0x3ffff000, 0x1ff000, 0] as const;
+
+/**
+ * Walks an x86-64 first-stage table (VT-d scalable mode). Without Access.Priv the request is a
+ * user request. With the SET_AD configuration flag, A is set in every entry walked and D in the
+ * leaf of a write, with atomic ORs of the valid word.
+ */
+export function x86FirstStageWalk(
+  i32: Int32Array,
+  rootPa: number,
+  cfg: number,
+  iova: number,
+  access: number,
+  fault: WalkFault,
+): number {
+  let level = cfgStartLevel(cfg);
+  const width = cfgInputSize(cfg);
+  // Canonical: the bits above the top implemented bit must copy it. A non-negative number below
+  // 2^53 can only be canonical in the lower half.
+  if (iova >= 2 ** (width - 1))
+    return fault.set(TranslateFault.NotMapped, level, FaultReason.NonCanonical, iova, VTD_FR.FS_NON_CANONICAL);
+  const haw = 2 ** cfgOutputSize(cfg);
+  const memBytes = i32.length * 4;
+  const user = (access & Access.Priv) === 0;
+  const write = (access & Access.Write) !== 0;
+  const setAd = (cfg & CFG.SET_AD) !== 0;
+  if (rootPa + 4096 > memBytes)
+    return fault.set(TranslateFault.WalkAbort, level, FaultReason.WalkAbort, iova, VTD_FR.FS_PAGING_ENTRY_INV);
+  let tablePa = rootPa;
+  let xd = 0;
+  for (;;) {
+    const at = tablePa / 4 + ((iova / SIZE[level + 1]!) & 511) * 2;
+    const lo = Atomics.load(i32, at);
+    if ((lo & X86_LO.P) === 0)
+      return fault.set(TranslateFault.NotMapped, level, FaultReason.NotPresent, iova, VTD_FR.FS_PAGING_ENTRY_P);
+    const hi = i32[at + 1]!;
+    if (user && (lo & X86_LO.US) === 0)
+      return fault.set(TranslateFault.Permission, level, FaultReason.UserDenied, iova, VTD_FR.FS_PAGING_ENTRY_US);
+    if (write && (lo & X86_LO.RW) === 0)
+      return fault.set(TranslateFault.Permission, level, FaultReason.WriteDenied, iova, VTD_FR.SM_WRITE);
+    const ps = (lo & X86_LO.PS) !== 0;
+    const addr = (hi & X86_HI.AddrMask) * 2 ** 32 + ((lo & X86_LO.AddrMask) >>> 0);
+    if ((ps && level <= 0) || addr >= haw || (ps && (lo & FL_LARGE_RSVD[level + 1]!) !== 0)) {
+      return fault.set(TranslateFault.Reserved, level, FaultReason.ReservedBits, iova, VTD_FR.FS_PAGING_ENTRY_RSVD);
+    }
+    xd |= hi & X86_HI.XD;
+    if (setAd) Atomics.or(i32, at, level === 3 || ps ? X86_LO.A | (write ? X86_LO.D : 0) : X86_LO.A);
+    if (level === 3 || ps) {
+      if ((access & Access.Exec) !== 0 && xd !== 0)
+        return fault.set(TranslateFault.Permission, level, FaultReason.ExecDenied, iova, VTD_FR.SM_EXEC);
+      const size = SIZE[level + 1]!;
+      return addr - (addr % size) + (iova % size);
+    }
+    if (addr + 4096 > memBytes)
+      return fault.set(TranslateFault.WalkAbort, level + 1, FaultReason.WalkAbort, iova, VTD_FR.FS_PAGING_ENTRY_INV);
+    tablePa = addr;
+    level++;
+  }
+}
+
+/**
+ * Walks a VT-d second-stage table. A read (or execute) request needs R and a write needs W in
+ * every entry on the way, as QEMU's `vtd_iova_to_slpte` checks; "not present" is R = W = 0 and
+ * faults the same way. Fault codes are legacy (0x4–0xE) or scalable-mode (0x78–0x87) by the
+ * SCALABLE configuration flag.
+ */
+export function vtdSecondStageWalk(
+  i32: Int32Array,
+  rootPa: number,
+  cfg: number,
+  iova: number,
+  access: number,
+  fault: WalkFault,
+): number {
+  let level = cfgStartLevel(cfg);
+  const sm = (cfg & CFG.SCALABLE) !== 0;
+  if (iova >= 2 ** cfgInputSize(cfg)) {
+    return fault.set(
+      TranslateFault.NotMapped,
+      level,
+      FaultReason.Aperture,
+      iova,
+      sm ? VTD_FR.SM_INPUT_BEYOND_MAX : VTD_FR.ADDR_BEYOND_MGAW,
+    );
+  }
+  const haw = 2 ** cfgOutputSize(cfg);
+  const memBytes = i32.length * 4;
+  const read = (access & (Access.Read | Access.Exec)) !== 0;
+  const write = (access & Access.Write) !== 0;
+  if (rootPa + 4096 > memBytes) {
+    return fault.set(
+      TranslateFault.WalkAbort,
+      level,
+      FaultReason.WalkAbort,
+      iova,
+      sm ? VTD_FR.SS_PAGING_ENTRY_INV : VTD_FR.PAGING_ENTRY_INV,
+    );
+  }
+  let tablePa = rootPa;
+  for (;;) {
+    const at = tablePa / 4 + ((iova / SIZE[level + 1]!) & 511) * 2;
+    const lo = Atomics.load(i32, at);
+    const present = (lo & (SL_LO.R | SL_LO.W)) !== 0;
+    if (read && (lo & SL_LO.R) === 0) {
+      return fault.set(
+        present ? TranslateFault.Permission : TranslateFault.NotMapped,
+        level,
+        present ? FaultReason.ReadDenied : FaultReason.NotPresent,
+        iova,
+        sm ? VTD_FR.SM_READ : VTD_FR.READ,
+      );
+    }
+    if (write && (lo & SL_LO.W) === 0) {
+      return fault.set(
+        present ? TranslateFault.Permission : TranslateFault.NotMapped,
+        level,
+        present ? FaultReason.WriteDenied : FaultReason.NotPresent,
+        iova,
+        sm ? VTD_FR.SM_WRITE : VTD_FR.WRITE,
+      );
+    }
+    if (!present)
+      return fault.set(
+        TranslateFault.NotMapped,
+        level,
+        FaultReason.NotPresent,
+        iova,
+        sm ? VTD_FR.SM_READ : VTD_FR.READ,
+      );
+    const hi = i32[at + 1]!;
+    const ps = (lo & SL_LO.PS) !== 0;
+    const addr = (hi & SL_HI.AddrMask) * 2 ** 32 + ((lo & SL_LO.AddrMask) >>> 0);
+    if ((ps && level <= 0) || addr >= haw || (ps && (lo & SL_LARGE_RSVD[level + 1]!) !== 0)) {
+      return fault.set(
+        TranslateFault.Reserved,
+        level,
+        FaultReason.ReservedBits,
+        iova,
+        sm ? VTD_FR.SS_PAGING_ENTRY_RSVD : VTD_FR.PAGING_ENTRY_RSVD,
+      );
+    }
+    if (level === 3 || ps) {
+      const size = SIZE[level + 1]!;
+      const out = addr + (iova % size);
+      if (out >= INTERRUPT_RANGE.start && out <= INTERRUPT_RANGE.last) {
+        return fault.set(
+          TranslateFault.NotMapped,
+          level,
+          FaultReason.InterruptRange,
+          iova,
+          sm ? VTD_FR.SM_INTERRUPT_ADDR : VTD_FR.INTERRUPT_ADDR,
+        );
+      }
+      return out;
+    }
+    if (addr + 4096 > memBytes) {
+      return fault.set(
+        TranslateFault.WalkAbort,
+        level + 1,
+        FaultReason.WalkAbort,
+        iova,
+        sm ? VTD_FR.SS_PAGING_ENTRY_INV : VTD_FR.PAGING_ENTRY_INV,
+      );
+    }
+    tablePa = addr;
+    level++;
+  }
+}
