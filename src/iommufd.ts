@@ -12,6 +12,11 @@ export interface OpenOptions {
   memoryBytes?: number;
   /** Whether the caller has CAP_SYS_RESOURCE (needed to set rlimit-mode). Default true. */
   privileged?: boolean;
+  /**
+   * A debugging aid: fill every frame that is freed with this 32-bit pattern, so that a walk that
+   * reads a freed table sees recognisable garbage. Off by default.
+   */
+  poisonFreedFrames?: number;
 }
 
 /** An inclusive IOVA range. */
@@ -138,6 +143,7 @@ export class Iommufd {
     const o = argObject('opts', opts)!;
     if (o['memoryBytes'] !== undefined) argInt('memoryBytes', o['memoryBytes'], 0, Number.MAX_SAFE_INTEGER);
     argOptBool('privileged', o['privileged']);
+    if (o['poisonFreedFrames'] !== undefined) argInt('poisonFreedFrames', o['poisonFreedFrames'], -(2 ** 31), 2 ** 32 - 1);
     return new Iommufd(opts);
   }
 

@@ -31,6 +31,11 @@ export class FrameAllocator {
   retire: (frame: number) => void = (frame) => this.release(frame);
   /** The fault-injection point, consulted on every allocation. */
   faults: FaultInjector | undefined;
+  /**
+   * A debugging aid: when set, every released frame is filled with this 32-bit pattern, so that
+   * a walker that reads a freed table sees garbage that a test can recognise. Off by default.
+   */
+  poison: number | undefined;
 
   /** Creates the allocator for `mem`, or attaches to existing shared state. */
   constructor(mem: PhysMemory, sab?: SharedArrayBuffer) {
@@ -123,6 +128,7 @@ export class FrameAllocator {
 
   /** Returns a retired frame to the free stack. Only the reclaimer calls this. */
   release(frame: number): void {
+    if (this.poison !== undefined) new Int32Array(this.#mem.sab, frame * 4096, 1024).fill(this.poison);
     this.#lock();
     this.#stack[this.#hdr[FREE_TOP]!] = frame;
     this.#hdr[FREE_TOP] = this.#hdr[FREE_TOP]! + 1;
