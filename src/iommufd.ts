@@ -143,7 +143,8 @@ export class Iommufd {
     const o = argObject('opts', opts)!;
     if (o['memoryBytes'] !== undefined) argInt('memoryBytes', o['memoryBytes'], 0, Number.MAX_SAFE_INTEGER);
     argOptBool('privileged', o['privileged']);
-    if (o['poisonFreedFrames'] !== undefined) argInt('poisonFreedFrames', o['poisonFreedFrames'], -(2 ** 31), 2 ** 32 - 1);
+    if (o['poisonFreedFrames'] !== undefined)
+      argInt('poisonFreedFrames', o['poisonFreedFrames'], -(2 ** 31), 2 ** 32 - 1);
     return new Iommufd(opts);
   }
 

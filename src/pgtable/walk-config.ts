@@ -36,3 +36,6 @@ export function cfgInputSize(cfg: number): number {
 export function cfgOutputSize(cfg: number): number {
   return (cfg >>> 10) & 63;
 }
+
+/** 2^n for n in 0..63, so walkers avoid Math.pow on the hot path. */
+export const POW2: readonly number[] = Array.from({ length: 64 }, (_, n) => 2 ** n);

@@ -1,5 +1,5 @@
 import { Access, FaultReason, TranslateFault, type WalkFault } from '../types.js';
-import { CFG, cfgInputSize, cfgOutputSize, cfgStartLevel } from '../walk-config.js';
+import { CFG, cfgInputSize, cfgOutputSize, cfgStartLevel, POW2 } from '../walk-config.js';
 import { ARM_HI, ARM_LO, SMMU_EVT } from './desc.js';
 
 /*
@@ -29,11 +29,11 @@ export function armS1Walk(
 ): number {
   let level = cfgStartLevel(cfg);
   const inputSize = cfgInputSize(cfg);
-  if (iova >= 2 ** inputSize)
+  if (iova >= POW2[inputSize]!)
     return fault.set(TranslateFault.NotMapped, level, FaultReason.Aperture, iova, SMMU_EVT.F_TRANSLATION);
-  const limit = 2 ** cfgOutputSize(cfg);
+  const limit = POW2[cfgOutputSize(cfg)]!;
   const memBytes = i32.length * 4;
-  const entries = 2 ** inputSize / SIZE[level]!;
+  const entries = POW2[inputSize]! / SIZE[level]!;
   if (rootPa + entries * 8 > memBytes)
     return fault.set(TranslateFault.WalkAbort, level, FaultReason.WalkAbort, iova, SMMU_EVT.F_WALK_EABT);
   let tablePa = rootPa;
@@ -41,7 +41,7 @@ export function armS1Walk(
   let tableBits = 0;
   const had = (cfg & CFG.HAD) !== 0;
   for (;;) {
-    const at = tablePa / 4 + index * 2;
+    const at = (tablePa >>> 2) + index * 2; // an int32 index keeps Atomics.load on its fast path
     const lo = Atomics.load(i32, at);
     if ((lo & ARM_LO.Valid) === 0)
       return fault.set(TranslateFault.NotMapped, level, FaultReason.NotPresent, iova, SMMU_EVT.F_TRANSLATION);
@@ -103,17 +103,17 @@ export function armS2Walk(
 ): number {
   let level = cfgStartLevel(cfg);
   const inputSize = cfgInputSize(cfg);
-  if (ipa >= 2 ** inputSize)
+  if (ipa >= POW2[inputSize]!)
     return fault.set(TranslateFault.NotMapped, level, FaultReason.Aperture, ipa, SMMU_EVT.F_TRANSLATION);
-  const limit = 2 ** cfgOutputSize(cfg);
+  const limit = POW2[cfgOutputSize(cfg)]!;
   const memBytes = i32.length * 4;
-  const entries = 2 ** inputSize / SIZE[level]!;
+  const entries = POW2[inputSize]! / SIZE[level]!;
   if (rootPa + entries * 8 > memBytes)
     return fault.set(TranslateFault.WalkAbort, level, FaultReason.WalkAbort, ipa, SMMU_EVT.F_WALK_EABT);
   let tablePa = rootPa;
   let index = (ipa / SIZE[level]!) & (entries - 1);
   for (;;) {
-    const at = tablePa / 4 + index * 2;
+    const at = (tablePa >>> 2) + index * 2; // an int32 index keeps Atomics.load on its fast path
     const lo = Atomics.load(i32, at);
     if ((lo & ARM_LO.Valid) === 0)
       return fault.set(TranslateFault.NotMapped, level, FaultReason.NotPresent, ipa, SMMU_EVT.F_TRANSLATION);

@@ -1,5 +1,5 @@
 import { Access, FaultReason, TranslateFault, type WalkFault } from '../types.js';
-import { CFG, cfgInputSize, cfgOutputSize, cfgStartLevel } from '../walk-config.js';
+import { CFG, cfgInputSize, cfgOutputSize, cfgStartLevel, POW2 } from '../walk-config.js';
 import { INTERRUPT_RANGE, SL_HI, SL_LO, VTD_FR, X86_HI, X86_LO } from './desc.js';
 
 /*
@@ -31,9 +31,9 @@ export function x86FirstStageWalk(
   const width = cfgInputSize(cfg);
   // Canonical: the bits above the top implemented bit must copy it. A non-negative number below
   // 2^53 can only be canonical in the lower half.
-  if (iova >= 2 ** (width - 1))
+  if (iova >= POW2[width - 1]!)
     return fault.set(TranslateFault.NotMapped, level, FaultReason.NonCanonical, iova, VTD_FR.FS_NON_CANONICAL);
-  const haw = 2 ** cfgOutputSize(cfg);
+  const haw = POW2[cfgOutputSize(cfg)]!;
   const memBytes = i32.length * 4;
   const user = (access & Access.Priv) === 0;
   const write = (access & Access.Write) !== 0;
@@ -43,7 +43,7 @@ export function x86FirstStageWalk(
   let tablePa = rootPa;
   let xd = 0;
   for (;;) {
-    const at = tablePa / 4 + ((iova / SIZE[level + 1]!) & 511) * 2;
+    const at = (tablePa >>> 2) + ((iova / SIZE[level + 1]!) & 511) * 2; // int32: Atomics.load's fast path
     const lo = Atomics.load(i32, at);
     if ((lo & X86_LO.P) === 0)
       return fault.set(TranslateFault.NotMapped, level, FaultReason.NotPresent, iova, VTD_FR.FS_PAGING_ENTRY_P);
@@ -88,7 +88,7 @@ export function vtdSecondStageWalk(
 ): number {
   let level = cfgStartLevel(cfg);
   const sm = (cfg & CFG.SCALABLE) !== 0;
-  if (iova >= 2 ** cfgInputSize(cfg)) {
+  if (iova >= POW2[cfgInputSize(cfg)]!) {
     return fault.set(
       TranslateFault.NotMapped,
       level,
@@ -97,7 +97,7 @@ export function vtdSecondStageWalk(
       sm ? VTD_FR.SM_INPUT_BEYOND_MAX : VTD_FR.ADDR_BEYOND_MGAW,
     );
   }
-  const haw = 2 ** cfgOutputSize(cfg);
+  const haw = POW2[cfgOutputSize(cfg)]!;
   const memBytes = i32.length * 4;
   const read = (access & (Access.Read | Access.Exec)) !== 0;
   const write = (access & Access.Write) !== 0;
@@ -112,7 +112,7 @@ export function vtdSecondStageWalk(
   }
   let tablePa = rootPa;
   for (;;) {
-    const at = tablePa / 4 + ((iova / SIZE[level + 1]!) & 511) * 2;
+    const at = (tablePa >>> 2) + ((iova / SIZE[level + 1]!) & 511) * 2; // int32: Atomics.load's fast path
     const lo = Atomics.load(i32, at);
     const present = (lo & (SL_LO.R | SL_LO.W)) !== 0;
     if (read && (lo & SL_LO.R) === 0) {
