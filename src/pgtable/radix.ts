@@ -13,9 +13,12 @@ import type { PaSource } from './mock.js';
  * descriptors, through a {@link RadixCodec}.
  */
 
+// Bytes one entry maps at levels -1..3 (index level + 1).
+const LEVEL_SIZE = [2 ** 48, 2 ** 39, 2 ** 30, 2 ** 21, 2 ** 12] as const;
+
 /** Bytes one entry at `level` maps. */
 export function levelSize(level: number): number {
-  return 2 ** (12 + 9 * (3 - level));
+  return LEVEL_SIZE[level + 1]!;
 }
 
 /** Scratch output of the codec's encoders: [lo, hi]. */

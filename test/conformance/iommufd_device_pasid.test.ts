@@ -1,7 +1,9 @@
 /**
  * FIXTURE(iommufd_device_pasid) of tools/testing/selftests/iommu/iommufd.c, non-nested part of
- * pasid_attach. As in the selftest, a PASID-capable mock device (pasidBits 20) is attached to the
- * IOAS in both variants; no_pasid adds a mock device without PASID support.
+ * pasid_attach, for every device kind (helpers.KINDS). As in the selftest, a PASID-capable device
+ * (pasidBits 20, the selftest's MOCK_PASID_WIDTH) is attached to the IOAS in both variants;
+ * no_pasid adds a device of the same kind without PASID support. The probe IOVA sits at G.base
+ * (MOCK_APERTURE_START for mock) + 16 pages.
  *
  * Adaptations:
  * - The selftest's nested HWPTs (nested_hwpt_id[0..1], all PASID-compatible) are replaced by
@@ -10,19 +12,20 @@
  * - IOMMU_TEST_OP_PASID_CHECK_HWPT becomes `domainOf()`: DMA at a probe IOVA that maps a 0xAA page
  *   in A and a 0xBB page in B, tagged with the PASID, tells which IOAS's domain (or none) the
  *   PASID walks.
- * - The designed ENOMEM of pasid 1024 becomes fd.faultInjection.arm(1) before the replace.
+ * - The designed ENOMEM of pasid 1024 becomes fd.faultInjection.arm(1) before the replace. That
+ *   hook of the kernel's mock driver thus becomes the simulator's generic fail-nth, which every
+ *   kind goes through, so the step carries over.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Access, TranslateFault } from '../../src/index.js';
-import { MOCK_APERTURE_START, MOCK_PASID_WIDTH, PAGE_SIZE, expectErrno, openFd, type Fd } from './helpers.js';
+import { GEOMETRY, KINDS, MOCK_PASID_WIDTH, PAGE_SIZE, expectErrno, openFd, type Fd } from './helpers.js';
 
 const VARIANTS = [
   { name: 'no_pasid', pasidCapable: false },
   { name: 'has_pasid', pasidCapable: true },
 ];
-const PROBE = MOCK_APERTURE_START + 16n * PAGE_SIZE;
-
-describe('iommufd_device_pasid', () => {
+describe.each(KINDS)('iommufd_device_pasid %s', (kind) => {
+  const PROBE = GEOMETRY[kind].base + 16n * PAGE_SIZE;
   describe.each(VARIANTS)('$name', (variant) => {
     let fd: Fd;
     let ioasA: number;
@@ -34,11 +37,11 @@ describe('iommufd_device_pasid', () => {
       fd = openFd();
       ioasA = fd.ioasAlloc();
       ioasB = fd.ioasAlloc();
-      deviceId = fd.deviceBind({ iommu: 'mock', pasidBits: MOCK_PASID_WIDTH });
+      deviceId = fd.deviceBind({ iommu: kind, pasidBits: MOCK_PASID_WIDTH });
       fd.deviceAttach(deviceId, ioasA);
       noPasidDeviceId = 0;
       if (!variant.pasidCapable) {
-        noPasidDeviceId = fd.deviceBind({ iommu: 'mock' });
+        noPasidDeviceId = fd.deviceBind({ iommu: kind });
         fd.deviceAttach(noPasidDeviceId, ioasA);
       }
       for (const [ioas, byte] of [

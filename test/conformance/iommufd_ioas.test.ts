@@ -1,31 +1,39 @@
 /**
  * FIXTURE(iommufd_ioas) of tools/testing/selftests/iommu/iommufd.c.
  *
- * Variants no_domain, mock_domain (one mock device attached to the IOAS plus, as in the selftest,
- * a PASID-capable mock device) and two_mock_domain. mock_domain_limit is not ported (no temporary
- * memory limit in the simulator). The access_* / fork_* / dmabuf_* / alloc_hwpt_nested tests are
- * out of scope here.
+ * Runs for every device kind (helpers.KINDS): the variants no_domain, mock_domain (one device of
+ * the kind attached to the IOAS plus, as in the selftest, a PASID-capable one) and two_mock_domain
+ * keep their selftest names; "mock" in them means "a device of the kind under test". Numbers that
+ * depend on the domain come from helpers.GEOMETRY[kind] (G below): G.pageSize for MOCK_PAGE_SIZE
+ * as the IOAS alignment, G.base for MOCK_APERTURE_START as a place, G.domainRanges for the usable
+ * ranges with a domain. For mock they are the selftest's numbers. mock_domain_limit is not ported
+ * (no temporary memory limit in the simulator). The access_* / fork_* / dmabuf_* /
+ * alloc_hwpt_nested tests are out of scope here.
  *
  * IOMMU_TEST_OP_ADD_RESERVED does not exist: reserved ranges only come from the reserved regions of
- * a device attached to a paging HWPT of the IOAS (helpers.addReservedViaDevice), and that device's
- * mock domain also reserves everything outside the aperture [2^24, 2^31-1]. Tests that add a
- * reserved range therefore place it inside the aperture (relative to MOCK_APERTURE_START) in every
- * variant; in no_domain, the IOAS gains a domain at that point. Each test says how it adapts.
+ * a device attached to a paging HWPT of the IOAS (helpers.addReservedViaDevice, a device of the
+ * kind under test), and that device's domain also reserves everything outside its aperture, and
+ * the device its kind's MSI window. Tests that add a reserved range therefore place it relative
+ * to G.base in every variant; in no_domain, the IOAS gains a domain at that point. Each test says
+ * how it adapts.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   BUFFER_SIZE,
   FIXED_RW,
+  GEOMETRY,
+  KINDS,
   MOCK_APERTURE_LAST,
-  MOCK_APERTURE_START,
   MOCK_PAGE_SIZE,
   MOCK_PASID_WIDTH,
   PAGE_SIZE,
   U64_MAX,
   addReservedViaDevice,
   alignedMmap,
+  carve,
   expectErrno,
   fillRandom,
+  insideOne,
   lowestSetBit,
   mapFixed,
   openFd,
@@ -41,11 +49,12 @@ const VARIANTS = [
   { name: 'two_mock_domain', mockDomains: 2, pasidCapable: false },
 ];
 
-describe('iommufd_ioas', () => {
+describe.each(KINDS)('iommufd_ioas %s', (kind) => {
+  const G = GEOMETRY[kind];
   describe.each(VARIANTS)('$name', (variant) => {
     let fd: Fd;
     let ioasId: number;
-    /** The last mock device attached in setup (self->device_id / stdev_id), 0 when none. */
+    /** The last device attached in setup (self->device_id / stdev_id), 0 when none. */
     let deviceId: number;
     let hwptId: number;
     let devicePasidId: number;
@@ -64,12 +73,14 @@ describe('iommufd_ioas', () => {
       devicePasidId = 0;
       baseIova = 0n;
       for (let i = 0; i < variant.mockDomains; i++) {
-        deviceId = fd.deviceBind({ iommu: 'mock' });
+        deviceId = fd.deviceBind({ iommu: kind });
         hwptId = fd.deviceAttach(deviceId, ioasId);
-        baseIova = MOCK_APERTURE_START;
+        baseIova = G.base;
       }
       if (variant.pasidCapable) {
-        devicePasidId = fd.deviceBind({ iommu: 'mock', pasidBits: MOCK_PASID_WIDTH });
+        // The selftest's PASID-capable mock device reports MOCK_PASID_WIDTH; the other kinds get
+        // the same width (the PCIe maximum).
+        devicePasidId = fd.deviceBind({ iommu: kind, pasidBits: MOCK_PASID_WIDTH });
         fd.deviceAttach(devicePasidId, ioasId);
       }
     });
@@ -84,7 +95,8 @@ describe('iommufd_ioas', () => {
     };
 
     it('ioas_auto_destroy: closing the fd frees the IOAS and whatever is attached to it', async () => {
-      expect(fd.ioasIovaRanges(ioasId).ranges).toHaveLength(1);
+      // Extra: one usable range, except that a 48-bit kind's MSI window splits its aperture in two.
+      expect(fd.ioasIovaRanges(ioasId).ranges).toHaveLength(deviceId ? G.domainRanges.length : 1);
       await closeNow();
     });
 
@@ -98,7 +110,7 @@ describe('iommufd_ioas', () => {
     });
 
     it('hwpt_attach: a new device can attach directly to an existing HWPT id (no HWPT: ENOENT)', () => {
-      const dev = fd.deviceBind({ iommu: 'mock' });
+      const dev = fd.deviceBind({ iommu: kind });
       if (deviceId) expect(fd.deviceAttach(dev, hwptId)).toBe(hwptId);
       else expectErrno(() => fd.deviceAttach(dev, hwptId), 'ENOENT');
     });
@@ -114,11 +126,13 @@ describe('iommufd_ioas', () => {
       await closeNow();
     });
 
-    it('get_hw_info: mock devices report the selftest type and their PASID width; a bad dev_id is ENOENT', () => {
+    it('get_hw_info: devices report the type of their kind and their PASID width; a bad dev_id is ENOENT', () => {
       if (deviceId) {
         const info = fd.getHwInfo(deviceId);
-        expect(info.type).toBe('selftest');
+        expect(info.type).toBe(G.hwInfoType);
         expect(info.maxPasidLog2).toBe(0);
+        // Extra: the default dirty-tracking capability of the kind (mock: on, as the kernel's mock).
+        expect(info.capabilities.dirtyTracking).toBe(G.dirtyTracking);
         if (variant.pasidCapable) expect(fd.getHwInfo(devicePasidId).maxPasidLog2).toBe(MOCK_PASID_WIDTH);
       } else {
         expectErrno(() => fd.getHwInfo(deviceId), 'ENOENT');
@@ -175,17 +189,18 @@ describe('iommufd_ioas', () => {
       lengths.forEach((length, i) => expect(iovas[i]! % lowestSetBit(length)).toBe(0n));
       lengths.forEach((length, i) => unmapExact(fd, ioasId, iovas[i]!, length));
 
-      // Avoids a reserved region. Adapted: the selftest reserves [4P, 104P), which a domain's
-      // aperture already covers; here it sits at the same offset inside the aperture.
-      const base = MOCK_APERTURE_START;
+      // Avoids a reserved region. Adapted: the selftest reserves [4P, 104P), which the mock
+      // domain's aperture already covers; here it sits at the same offset from G.base.
+      const base = G.base;
       const resv = { start: base + 4n * P, last: base + 104n * P - 1n };
-      addReservedViaDevice(fd, ioasId, [resv]);
+      addReservedViaDevice(fd, kind, ioasId, [resv]);
       iovas = lengths.map((length) => fd.ioasMap(ioasId, { userVa: buffer, length }));
       lengths.forEach((length, i) => {
         const iova = iovas[i]!;
         expect(iova % lowestSetBit(length)).toBe(0n);
         expect(iova + length - 1n < resv.start || iova > resv.last).toBe(true);
-        expect(iova >= MOCK_APERTURE_START && iova + length - 1n <= MOCK_APERTURE_LAST).toBe(true);
+        // Inside the aperture and outside the kind's MSI window (mock: [MOCK_APERTURE_START, MOCK_APERTURE_LAST]).
+        expect(insideOne(G.domainRanges, iova, iova + length - 1n)).toBe(true);
       });
       lengths.forEach((length, i) => unmapExact(fd, ioasId, iovas[i]!, length));
 
@@ -214,23 +229,23 @@ describe('iommufd_ioas', () => {
         fd.ioasAllowIovas(ioasId, []);
       }
       // The selftest's reserved range [6, 6 + 0xffffffffffff8001), via a device (adds the aperture too).
-      addReservedViaDevice(fd, ioasId, [{ start: 6n, last: 6n + 0xffffffffffff8001n - 1n }]);
+      addReservedViaDevice(fd, kind, ioasId, [{ start: 6n, last: 6n + 0xffffffffffff8001n - 1n }]);
       expectErrno(() => fd.ioasMap(ioasId, { userVa: buffer, length: 0x5000n }), 'ENOSPC');
     });
 
     it('area_allowed: a reservation inside an allowed range is EADDRINUSE, and so is an allowed range over a reservation', () => {
-      // Adapted: base is MOCK_APERTURE_START in every variant (the selftest's no_domain uses 0,
-      // which the reserving device's aperture would cover), and the reservation is a device's
-      // reserved region, so "add reserved" fails as the device attach.
-      const base = MOCK_APERTURE_START;
+      // Adapted: base is G.base in every variant (the selftest's no_domain uses 0, which the mock
+      // reserving device's aperture would cover), and the reservation is a device's reserved
+      // region, so "add reserved" fails as the device attach.
+      const base = G.base;
       const allowed = { start: base, last: base + 600n * P };
       const resv = { start: base + P, last: base + 2n * P - 1n };
       const before = fd.ioasIovaRanges(ioasId);
 
       fd.ioasAllowIovas(ioasId, [allowed]);
-      const dev = fd.deviceBind({ iommu: 'mock', reservedRegions: [resv] });
+      const dev = fd.deviceBind({ iommu: kind, reservedRegions: [resv] });
       expectErrno(() => fd.deviceAttach(dev, ioasId), 'EADDRINUSE');
-      // The failed attach leaves nothing behind (no reservation, no aperture).
+      // The failed attach leaves nothing behind (no reservation, no aperture, no MSI window).
       expect(fd.ioasIovaRanges(ioasId)).toEqual(before);
       fd.ioasAllowIovas(ioasId, []);
 
@@ -253,11 +268,14 @@ describe('iommufd_ioas', () => {
         }),
       ).toBe(baseIova + P);
       if (deviceId) {
-        // The copy shares the source's pages, with its own (write-only) permission.
+        // Extra: the copy shares the source's pages, with its own (write-only) permission.
         const pa = fd.translate(deviceId, Number(baseIova), Access.Write);
         expect(pa).toBeGreaterThanOrEqual(0);
         expect(fd.translate(deviceId, Number(baseIova + P), Access.Write)).toBe(pa);
-        expect(fd.translate(deviceId, Number(baseIova + P), Access.Read)).toBe(TranslateFault.Permission);
+        // smmuv3 (Arm stage 1) has no write-only IOPTE: Linux maps WRITEABLE alone as read/write.
+        expect(fd.translate(deviceId, Number(baseIova + P), Access.Read)).toBe(
+          G.writeOnlyIopte ? TranslateFault.Permission : pa,
+        );
       }
       // Copy between IOAS's
       const dst = fd.ioasAlloc();
@@ -266,40 +284,51 @@ describe('iommufd_ioas', () => {
       );
     });
 
-    it('iova_ranges: full space (align 1) or the aperture (align 2048); EMSGSIZE reports the count; a reservation splits the range', () => {
+    it('iova_ranges: full space (align 1) or the aperture minus MSI windows (align: smallest page); EMSGSIZE reports the count; a reservation splits the range', () => {
       let r = fd.ioasIovaRanges(ioasId);
       if (!deviceId) {
         expect(r.ranges).toEqual([{ start: 0n, last: U64_MAX }]);
         expect(r.alignment).toBe(1n);
       } else {
-        expect(r.ranges).toEqual([{ start: MOCK_APERTURE_START, last: MOCK_APERTURE_LAST }]);
-        expect(r.alignment).toBe(MOCK_PAGE_SIZE);
+        // The holes of the reserved tree: outside the aperture, and the kind's MSI window
+        // (mock: [MOCK_APERTURE_START, MOCK_APERTURE_LAST], alignment MOCK_PAGE_SIZE).
+        expect(r.ranges).toEqual(G.domainRanges);
+        expect(r.alignment).toBe(G.pageSize);
       }
+      const count = deviceId ? G.domainRanges.length : 1;
 
-      // Buffer too small: the count comes back, nothing is written
+      // Buffer too small: the count comes back, nothing is written. (The selftest's capacity 0
+      // against one range; the 48-bit kinds already have two with a domain, the MSI window
+      // splitting the aperture.)
       let err = expectErrno(() => fd.ioasIovaRanges(ioasId, 0), 'EMSGSIZE') as unknown as EmsgsizeError;
-      expect(Number(err.numIovas)).toBe(1);
+      expect(Number(err.numIovas)).toBe(count);
       expect(err.ranges).toEqual([]);
 
       // 2 ranges. Adapted: the selftest reserves [P, 2P), which only splits no_domain's range;
-      // here that region (swallowed by the aperture) plus the same page inside the aperture.
-      const base = MOCK_APERTURE_START;
-      addReservedViaDevice(fd, ioasId, [
+      // here that region (swallowed by the mock aperture) plus the same page after G.base.
+      const base = G.base;
+      const resv = [
         { start: P, last: 2n * P - 1n },
         { start: base + P, last: base + 2n * P - 1n },
-      ]);
-      const two = [
-        { start: base, last: base + P - 1n },
-        { start: base + 2n * P, last: MOCK_APERTURE_LAST },
       ];
+      addReservedViaDevice(fd, kind, ioasId, resv);
+      const want = carve(G.domainRanges, resv);
+      if (kind === 'mock') {
+        // mock only: the selftest's literal numbers, which are the mock aperture's.
+        const two = [
+          { start: base, last: base + P - 1n },
+          { start: base + 2n * P, last: MOCK_APERTURE_LAST },
+        ];
+        expect(want).toEqual(two);
+      }
       r = fd.ioasIovaRanges(ioasId);
-      expect(r.ranges).toEqual(two);
-      expect(r.alignment).toBe(MOCK_PAGE_SIZE);
+      expect(r.ranges).toEqual(want);
+      expect(r.alignment).toBe(G.pageSize);
 
-      // Buffer too small: the first range is written, the second is not
+      // Buffer too small: the first range is written, the others are not
       err = expectErrno(() => fd.ioasIovaRanges(ioasId, 1), 'EMSGSIZE') as unknown as EmsgsizeError;
-      expect(Number(err.numIovas)).toBe(2);
-      expect(err.ranges).toEqual([two[0]]);
+      expect(Number(err.numIovas)).toBe(want.length);
+      expect(err.ranges).toEqual([want[0]]);
     });
 
     it('ioas_option_huge_pages: HUGE_PAGES reads 1, set 0 reads 0, set 2 is EINVAL, set 1 works', () => {
@@ -313,9 +342,10 @@ describe('iommufd_ioas', () => {
       expect(opt('get')).toBe(1n);
     });
 
-    it('ioas_iova_alloc: every length 1..2*PAGE_SIZE-1 auto-maps without a domain; with one, lengths not a multiple of 2048 are EINVAL', () => {
+    it('ioas_iova_alloc: every length 1..2*PAGE_SIZE-1 auto-maps without a domain; with one, lengths not a multiple of its smallest page are EINVAL', () => {
+      // Mock: MOCK_PAGE_SIZE (2048, 4096 and 6144 map); 4 KiB kinds: only 4096 maps.
       for (let length = 1n; length !== P * 2n; length++) {
-        if (variant.mockDomains && length % MOCK_PAGE_SIZE) {
+        if (variant.mockDomains && length % G.pageSize) {
           expectErrno(() => fd.ioasMap(ioasId, { userVa: buffer, length }), 'EINVAL');
         } else {
           const iova = fd.ioasMap(ioasId, { userVa: buffer, length });
@@ -326,7 +356,7 @@ describe('iommufd_ioas', () => {
 
     it('ioas_align_change: HUGE_PAGES=0 makes sub-page maps EINVAL and fails with EADDRINUSE over a misaligned area', () => {
       const setHuge = (val: bigint) => fd.option({ option: 'huge-pages', op: 'set', objectId: ioasId, val });
-      const A = MOCK_APERTURE_START;
+      const A = G.base;
       mapFixed(fd, ioasId, buffer, P, A);
       if (variant.mockDomains) {
         // The selftest returns here; the rule it cites (iopt_disable_large_pages): a domain plus an area is EINVAL.
@@ -336,7 +366,8 @@ describe('iommufd_ioas', () => {
       // We can upgrade to PAGE_SIZE alignment when things are aligned right
       setHuge(0n);
       expect(fd.ioasIovaRanges(ioasId).alignment).toBe(P);
-      // Misalignment is rejected at map time
+      // Misalignment is rejected at map time (MOCK_PAGE_SIZE here is just half a host page: there
+      // is no domain, so the kind plays no part below)
       expectErrno(
         () => fd.ioasMap(ioasId, { userVa: buffer + MOCK_PAGE_SIZE, length: P, iova: A + P, flags: FIXED_RW }),
         'EINVAL',
@@ -351,10 +382,12 @@ describe('iommufd_ioas', () => {
       unmapExact(fd, ioasId, A, P);
     });
 
-    it('copy_sweep: COPY of every 2048-byte window (stride 511) is ok inside the mapping and ENOENT if any byte is outside', () => {
+    it('copy_sweep: COPY of every page-sized window (stride 511) is ok inside the mapping and ENOENT if any byte is outside', () => {
       const dst = fd.ioasAlloc();
-      const A = MOCK_APERTURE_START;
-      const len = MOCK_PAGE_SIZE;
+      const A = G.base;
+      // The selftest's window is MOCK_PAGE_SIZE; G.pageSize for the other kinds. Same stride 511
+      // (137 windows with 4 KiB, 120 of them inside; the test asks for more than 100).
+      const len = G.pageSize;
       const lastIova = variant.mockDomains ? A + BUFFER_SIZE - 1n : A + BUFFER_SIZE - 2n;
       mapFixed(fd, ioasId, buffer, lastIova - A + 1n, A);
       let ok = 0;

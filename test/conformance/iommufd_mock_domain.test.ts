@@ -1,22 +1,26 @@
 /**
  * FIXTURE(iommufd_mock_domain) of tools/testing/selftests/iommu/iommufd.c.
  *
- * Variants one_domain, two_domains, one_domain_hugepage, two_domains_hugepage (the *_file variants,
- * ro_unshare and user_copy are not ported). Each mock device is bound and attached to the IOAS,
- * like test_cmd_mock_domain(); as in the kernel, a second mock device reuses the first one's auto
- * HWPT. Adaptations:
+ * Runs for every device kind (helpers.KINDS), with the variants one_domain, two_domains,
+ * one_domain_hugepage, two_domains_hugepage (the *_file variants, ro_unshare and user_copy are not
+ * ported); "mock domain" in the names means "a domain of the kind under test". Each device is
+ * bound and attached to the IOAS, like test_cmd_mock_domain(); as in the kernel, a second device
+ * of the same kind reuses the first one's auto HWPT. Adaptations:
  * - IOMMU_TEST_OP_MD_CHECK_MAP becomes a DMA read through every fixture device compared with the
  *   CPU view of the buffer (filled with random bytes first), so each IOVA must reach the right byte.
  * - IOMMU_TEST_OP_MD_CHECK_REFS becomes fd.memory.pinCount per 4 KiB host page.
- * - "hugepage" buffers are 2 * MOCK_HUGE_PAGE_SIZE, aligned to 2 MiB (no MAP_HUGETLB here), so
- *   mappings can use the mock domain's 1 MiB IOPTEs.
+ * - "hugepage" buffers are 2 * G.hugePageSize, aligned to 2 MiB (no MAP_HUGETLB here), so
+ *   mappings can use the domain's huge IOPTEs (mock: 1 MiB, so 2 MiB buffers; 4 KiB kinds: 2 MiB,
+ *   so 4 MiB buffers, the selftest's HUGEPAGE_SIZE * 2).
+ * - MOCK_PAGE_SIZE as the domain's granule (all_aligns steps, the per-page translation check)
+ *   becomes G.pageSize.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Access, TranslateFault } from '../../src/index.js';
 import {
   BUFFER_SIZE,
-  MOCK_HUGE_PAGE_SIZE,
-  MOCK_PAGE_SIZE,
+  GEOMETRY,
+  KINDS,
   PAGE_SIZE,
   U64_MAX,
   alignedMmap,
@@ -35,7 +39,8 @@ const VARIANTS = [
   { name: 'two_domains_hugepage', mockDomains: 2, hugepages: true },
 ];
 
-describe('iommufd_mock_domain', () => {
+describe.each(KINDS)('iommufd_mock_domain %s', (kind) => {
+  const G = GEOMETRY[kind];
   describe.each(VARIANTS)('$name', (variant) => {
     let fd: Fd;
     let ioasId: number;
@@ -50,13 +55,13 @@ describe('iommufd_mock_domain', () => {
       devIds = [];
       hwptIds = [];
       for (let i = 0; i < variant.mockDomains; i++) {
-        const dev = fd.deviceBind({ iommu: 'mock' });
+        const dev = fd.deviceBind({ iommu: kind });
         devIds.push(dev);
         hwptIds.push(fd.deviceAttach(dev, ioasId));
       }
       buffer = alignedMmap(fd, BUFFER_SIZE);
       fillRandom(fd, buffer, Number(BUFFER_SIZE));
-      bufSize = variant.hugepages ? MOCK_HUGE_PAGE_SIZE * 2n : PAGE_SIZE * 8n;
+      bufSize = variant.hugepages ? G.hugePageSize * 2n : PAGE_SIZE * 8n;
     });
 
     afterEach(async () => {
@@ -74,7 +79,7 @@ describe('iommufd_mock_domain', () => {
       }
       // Every domain resolves an IOVA to the same physical byte.
       const bad: string[] = [];
-      for (let off = 0n; off < length; off += MOCK_PAGE_SIZE) {
+      for (let off = 0n; off < length; off += G.pageSize) {
         const pas = devs.map((dev) => fd.translate(dev, Number(iova + off), Access.Read));
         if (pas[0]! < 0 || pas.some((pa) => pa !== pas[0])) bad.push(`iova ${iova + off}: ${pas.join(',')}`);
       }
@@ -95,10 +100,14 @@ describe('iommufd_mock_domain', () => {
     /** The (start, end) pairs of all_aligns; see the comment there. */
     const combos = (): [bigint, bigint][] => {
       const out: [bigint, bigint][] = [];
-      const step = variant.hugepages ? bufSize / 16n : MOCK_PAGE_SIZE;
-      const endStep = variant.hugepages ? bufSize / 16n : MOCK_PAGE_SIZE;
+      // Hugepage: 16 steps for mock (2 MiB buffer). The 4 KiB kinds' buffer is 4 MiB and 16 steps
+      // took ~1.5 s per test, so they use 8 (512 KiB: starts and lengths still fall on, inside
+      // and across the 2 MiB blocks, 36 ranges instead of 136).
+      const slices = kind === 'mock' ? 16n : 8n;
+      const step = variant.hugepages ? bufSize / slices : G.pageSize;
+      const endStep = variant.hugepages ? bufSize / slices : G.pageSize;
       for (let start = 0n; start < bufSize; start += step) {
-        for (let end = start + MOCK_PAGE_SIZE; end < bufSize; end += endStep) out.push([start, end]);
+        for (let end = start + G.pageSize; end < bufSize; end += endStep) out.push([start, end]);
       }
       return out;
     };
@@ -120,10 +129,12 @@ describe('iommufd_mock_domain', () => {
       expect(fd.ioasUnmap(ioasId, 0n, U64_MAX)).toBe(PAGE_SIZE);
     });
 
-    it('all_aligns: every (start, length) at 2048 granularity maps correctly, pinned once while mapped and unpinned after', () => {
-      // The selftest uses step MOCK_PAGE_SIZE; for hugepages it uses start step buf_size/16 and
-      // end = buf_size, which maps nothing (end < buf_size fails at once). Here hugepage variants
-      // use a start and end step of buf_size/16 (from start + 2048), so they map ~136 ranges.
+    it('all_aligns: every (start, length) at the domain page granularity maps correctly, pinned once while mapped and unpinned after', () => {
+      // The selftest uses step MOCK_PAGE_SIZE (here G.pageSize: 2048 for mock, 4096 otherwise, so
+      // 120 ranges for mock and 28 for the 4 KiB kinds); for hugepages it uses start step
+      // buf_size/16 and end = buf_size, which maps nothing (end < buf_size fails at once). Here
+      // hugepage variants use a start and end step of buf_size/16 (from start + G.pageSize), so
+      // they map 136 ranges (the 4 KiB kinds: buf_size/8, 36 ranges, see combos()).
       const buf = alignedMmap(fd, bufSize);
       fillRandom(fd, buf, Number(bufSize), 7);
       checkRefs(buf, bufSize, 0n, 0n, 0);
@@ -139,7 +150,8 @@ describe('iommufd_mock_domain', () => {
 
     it('all_aligns_copy: adding and removing a domain while an area exists fills it correctly and never double-pins', () => {
       // Adapted: test_cmd_mock_domain(ioas) would reuse the existing auto HWPT (mock attach never
-      // refuses), so to really add a domain the new device attaches to a fresh HWPT_ALLOC'ed one.
+      // refuses), so to really add a domain the new device (of the same kind) attaches to a fresh
+      // HWPT_ALLOC'ed one.
       // Same loop shape as all_aligns (coarser for hugepages, see there).
       const buf = alignedMmap(fd, bufSize);
       fillRandom(fd, buf, Number(bufSize), 11);
@@ -149,7 +161,7 @@ describe('iommufd_mock_domain', () => {
         const iova = fd.ioasMap(ioasId, { userVa: buf + start, length });
 
         // Add and destroy a domain while the area exists
-        const dev = fd.deviceBind({ iommu: 'mock' });
+        const dev = fd.deviceBind({ iommu: kind });
         const hwpt = fd.hwptAlloc({ devId: dev, ptId: ioasId });
         expect(fd.deviceAttach(dev, hwpt)).toBe(hwpt);
         checkMockIova(buf + start, iova, length, [...devIds, dev]);
@@ -213,7 +225,7 @@ describe('iommufd_mock_domain', () => {
         fd.destroy(h1);
         expectErrno(() => fd.destroy(h1), 'ENOENT');
 
-        const other = fd.deviceBind({ iommu: 'mock' });
+        const other = fd.deviceBind({ iommu: kind });
         expect(fd.deviceAttach(other, h0)).toBe(h0);
         fd.deviceUnbind(other);
         fd.destroy(h0);
