@@ -110,6 +110,7 @@ export class Iommufd {
       memoryBytes: opts.memoryBytes ?? DEFAULT_MEMORY_BYTES,
       privileged: opts.privileged ?? true,
     });
+    if (opts.poisonFreedFrames !== undefined) this.#ctx.memory.frames.poison = opts.poisonFreedFrames;
     const mm = this.#ctx.mm;
     const live = (): void => this.#live();
     // Frames that mmap gives back on failure, or munmap drops, are retired: reclaim them at once.
@@ -341,14 +342,17 @@ export class Iommufd {
   translate(devId: number, iova: number, access: number, pasid?: number): number {
     if (this.#closed) throw new IommufdError('EBADF', 'the iommufd is closed');
     const slot = this.#slots[devId];
-    if (slot === undefined || slot < 0) throw new IommufdError('ENOENT', `no device with id ${String(devId)}`);
-    if (!(iova >= 0 && iova <= MAX_IOVA) || iova % 1 !== 0)
+    if (slot === undefined || slot < 0 || devId !== devId >>> 0)
+      throw new IommufdError('ENOENT', `no device with id ${String(devId)}`);
+    if (!(iova >= 0 && iova <= MAX_IOVA) || iova !== Math.floor(iova)) {
       throw new IommufdError('EINVAL', `iova must be an integer in [0, 2^53), got ${String(iova)}`);
-    if (!((access & ~15) === 0 && access > 0))
+    }
+    if ((access & 15) !== access || access === 0) {
       throw new IommufdError('EINVAL', `access must be a non-empty set of Access bits, got ${String(access)}`);
-    if (pasid === undefined) return this.#ctx.translator.translate(slot, iova, access, NO_PASID);
-    if (!(pasid >= 0 && pasid < 1 << 20) || pasid % 1 !== 0)
-      throw new IommufdError('EINVAL', `pasid must be an integer in [0, 2^20), got ${String(pasid)}`);
+    }
+    if (pasid === undefined || pasid === NO_PASID) return this.#ctx.translator.translate(slot, iova, access, NO_PASID);
+    if ((pasid & 0xfffff) !== pasid)
+      throw new IommufdError('EINVAL', `pasid must be an integer in [0, 2^20) or NO_PASID, got ${String(pasid)}`);
     return this.#ctx.translator.translate(slot, iova, access, pasid);
   }
 
@@ -367,6 +371,7 @@ export class Iommufd {
 
   /** A device reads `length` bytes at `iova` by DMA. A fault throws a {@link DmaFaultError} (EFAULT). */
   dmaRead(devId: number, iova: number, length: number, opts?: { pasid?: number }): Uint8Array {
+    this.#live();
     argInt('length', length, 0, 2 ** 31);
     const out = new Uint8Array(length);
     this.#dma(devId, iova, length, Access.Read, opts?.pasid, (pa, off, n) =>
@@ -377,6 +382,7 @@ export class Iommufd {
 
   /** A device writes `bytes` at `iova` by DMA. A fault throws a {@link DmaFaultError}; nothing is written then. */
   dmaWrite(devId: number, iova: number, bytes: Uint8Array, opts?: { pasid?: number }): void {
+    this.#live();
     if (!(bytes instanceof Uint8Array)) throw new IommufdError('EINVAL', 'bytes must be a Uint8Array');
     const u8 = this.#ctx.memory.phys.u8;
     const chunks: number[] = [];
@@ -396,6 +402,7 @@ export class Iommufd {
     pasid: number | undefined,
     each: (pa: number, off: number, n: number) => void,
   ): void {
+    const memBytes = this.#ctx.memory.phys.u8.length;
     let off = 0;
     while (off < length) {
       const at = iova + off;
@@ -403,6 +410,12 @@ export class Iommufd {
       if (pa < 0) throw new DmaFaultError(this.lastFault());
       // Every format's pages are at least MOCK_PAGE_SIZE, so a chunk never crosses a page.
       const n = Math.min(length - off, MOCK_PAGE_SIZE - (at % MOCK_PAGE_SIZE));
+      if (pa + n > memBytes) {
+        throw new IommufdError(
+          'EFAULT',
+          `DMA at IOVA 0x${at.toString(16)} targets PA 0x${pa.toString(16)}, outside physical memory`,
+        );
+      }
       each(pa, off, n);
       off += n;
     }

@@ -131,14 +131,20 @@ export class IoPagetable {
       if (this.reserved[i]!.owner === owner) this.reserved.splice(i, 1);
   }
 
-  /** IOAS_ALLOW_IOVAS: replaces the allowed list, all or nothing. */
+  /**
+   * IOAS_ALLOW_IOVAS: replaces the allowed list, all or nothing. As the kernel: every range is
+   * validated first (start >= last, overlaps: EINVAL), then checked against the reserved ranges
+   * (EADDRINUSE).
+   */
   setAllowed(ranges: readonly IovaRange[]): void {
     const sorted = [...ranges].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-    for (let i = 0; i < sorted.length; i++) {
-      const r = sorted[i]!;
+    ranges.forEach((r, i) => {
       if (r.start >= r.last) throw new IommufdError('EINVAL', `allowed range ${i} has start >= last`);
-      const prev = sorted[i - 1];
-      if (prev !== undefined && r.start <= prev.last) throw new IommufdError('EINVAL', 'allowed ranges overlap');
+    });
+    for (let i = 1; i < sorted.length; i++) {
+      if (sorted[i]!.start <= sorted[i - 1]!.last) throw new IommufdError('EINVAL', 'allowed ranges overlap');
+    }
+    for (const r of sorted) {
       if (this.#reservedHits(r.start, r.last)) {
         throw new IommufdError(
           'EADDRINUSE',
@@ -225,7 +231,6 @@ export class IoPagetable {
           filled: false,
         };
         this.areas.splice(upperBound(this.areas, at), 0, area);
-        s.pages.users++;
         created.push(area);
         at += s.length;
       }
@@ -287,7 +292,6 @@ export class IoPagetable {
     }
     const i = this.areas.indexOf(area);
     if (i >= 0) this.areas.splice(i, 1);
-    area.pages.users--;
   }
 
   // ---- unmap --------------------------------------------------------------------------------
@@ -378,14 +382,19 @@ export class IoPagetable {
     });
   }
 
-  /** `iopt_table_remove_domain`: unmaps every area from `d`; the last domain unpins. Never fails. */
+  /**
+   * `iopt_table_remove_domain`: the domain leaves the IOAS (the last domain unpins the areas),
+   * and its reservations go. Its entries are not cleared one by one: the caller frees the whole
+   * domain next, and a walk still in it must see it unchanged until the grace period ends (the
+   * unpinned frames are retired through the same grace period). Never fails.
+   */
   removeDomain(d: IoptDomain): void {
     const i = this.domains.indexOf(d);
     if (i < 0) return;
     this.domains.splice(i, 1);
-    for (const area of this.areas) {
-      d.unmap(area.start, area.last - area.start + 1n);
-      if (this.domains.length === 0 && area.filled) {
+    if (this.domains.length === 0) {
+      for (const area of this.areas) {
+        if (!area.filled) continue;
         area.pages.unpin(...pageRange(area));
         area.filled = false;
       }

@@ -67,8 +67,11 @@ export function allocIova(space: IovaSpace, addr: bigint, length: bigint): bigin
   const spans = space.allowed.length === 0 ? [{ start: lo, last: hi }] : mergeRanges(space.allowed, lo, hi);
   const used = mergeRanges(space.used());
   for (const span of spans) {
-    if (checkRange(span.start, span.last, length, alignment, pageOffset) < 0n) continue;
-    for (const hole of holes(used, span.start, span.last)) {
+    // __alloc_iova_check_used moves the span's start to the aligned candidate; the hole search
+    // starts there.
+    const start = checkRange(span.start, span.last, length, alignment, pageOffset);
+    if (start < 0n) continue;
+    for (const hole of holes(used, start, span.last)) {
       const iova = checkRange(hole.start, hole.last, length, alignment, pageOffset);
       if (iova >= 0n) return iova;
     }

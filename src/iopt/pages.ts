@@ -15,12 +15,11 @@ export class IoptPages {
   readonly npages: number;
   /** Whether the mapping was made writeable (IOMMU_WRITE areas need it). */
   readonly writable: boolean;
-  /** Areas that refer to these pages. */
-  users = 0;
-  /** Pinned frame per page (valid while its pin count is > 0). */
-  readonly #frames: Int32Array;
-  /** Filled areas covering each page. */
-  readonly #pins: Int32Array;
+  /**
+   * Pinned pages: page index → [frame, filled areas covering it]. Sparse, because a lazy mapping
+   * may cover far more address space than will ever be pinned.
+   */
+  readonly #pinned = new Map<number, { frame: number; pins: number }>();
   readonly #mm: HostAddressSpace;
 
   /** Describes the host pages covering [va, va+length). */
@@ -29,13 +28,6 @@ export class IoptPages {
     this.base = va & ~4095n;
     this.npages = Number((va + length - this.base + 4095n) >> 12n);
     this.writable = writable;
-    this.#frames = new Int32Array(this.npages);
-    this.#pins = new Int32Array(this.npages);
-  }
-
-  /** How many filled areas hold page `index`. */
-  pinsOf(index: number): number {
-    return this.#pins[index]!;
   }
 
   /**
@@ -45,28 +37,34 @@ export class IoptPages {
   pin(first: number, last: number, faults: FaultInjector): void {
     let fresh = 0;
     for (let p = first; p <= last; p++) {
-      if (this.#pins[p] !== 0) continue;
+      if (this.#pinned.has(p)) continue;
       const va = this.base + (BigInt(p) << 12n);
       if (this.#mm.frameOf(va) < 0) throw new IommufdError('EFAULT', `user VA 0x${va.toString(16)} is not mapped`);
       fresh++;
     }
     if (fresh > 0) faults.step('pin pages', 'EFAULT');
     for (let p = first; p <= last; p++) {
-      if (this.#pins[p] === 0) this.#frames[p] = this.#mm.pin(this.base + (BigInt(p) << 12n), 1)[0]!;
-      this.#pins[p]!++;
+      const e = this.#pinned.get(p);
+      if (e !== undefined) e.pins++;
+      else this.#pinned.set(p, { frame: this.#mm.pin(this.base + (BigInt(p) << 12n), 1)[0]!, pins: 1 });
     }
   }
 
   /** Drops one area's pin on pages [first, last]; a page whose last pin goes is unpinned. */
   unpin(first: number, last: number): void {
     for (let p = first; p <= last; p++) {
-      if (this.#pins[p]! <= 0) throw new Error('unbalanced unpin');
-      if (--this.#pins[p]! === 0) this.#mm.unpin(this.#frames.subarray(p, p + 1));
+      const e = this.#pinned.get(p);
+      if (e === undefined) throw new Error('unbalanced unpin');
+      if (--e.pins === 0) {
+        this.#pinned.delete(p);
+        this.#mm.unpin(Int32Array.of(e.frame));
+      }
     }
   }
 
   /** Physical address of the byte at `offset` from `base`. Its page must be pinned. */
   paAt(offset: number): number {
-    return this.#frames[offset >>> 12]! * 4096 + (offset & 4095);
+    const page = Math.floor(offset / 4096);
+    return this.#pinned.get(page)!.frame * 4096 + (offset - page * 4096);
   }
 }

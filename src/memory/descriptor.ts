@@ -14,10 +14,13 @@ export function descInstall(i32: Int32Array, index: number, lo: number, hi: numb
   Atomics.store(i32, index, lo);
 }
 
-/** Invalidates a descriptor: the low (valid) word goes first. */
+/**
+ * Invalidates a descriptor by storing its low (valid) word only. The high word is left as it was:
+ * a walker that loaded the valid word just before the clear must not then read a zeroed high
+ * word (a torn read), and the next install rewrites it anyway.
+ */
 export function descClear(i32: Int32Array, index: number): void {
   Atomics.store(i32, index, 0);
-  i32[index + 1] = 0;
 }
 
 /** Loads the low (valid) word of a descriptor. Read the high word only after this. */

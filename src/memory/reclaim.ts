@@ -1,7 +1,7 @@
 // Layout of the reclaimer's shared state (Int32 words).
 const EPOCH = 0; // the global epoch; never 0
-const HEAD = 1; // ring read position (monotonic, modulo capacity)
-const TAIL = 2; // ring write position
+const HEAD = 1; // ring read position, in [0, capacity)
+const COUNT = 2; // items in the ring
 const HEADER_WORDS = 4;
 
 /** How many threads can translate at once. */
@@ -73,7 +73,7 @@ export class EpochReclaimer {
 
   /** Items retired and not yet reclaimed. */
   get pending(): number {
-    return Atomics.load(this.#hdr, TAIL) - Atomics.load(this.#hdr, HEAD);
+    return Atomics.load(this.#hdr, COUNT);
   }
 
   /**
@@ -81,16 +81,15 @@ export class EpochReclaimer {
    * from everything a walker can reach. Single producer: the control plane.
    */
   retire(value: number): void {
-    const tail = this.#hdr[TAIL]!;
-    if (tail - Atomics.load(this.#hdr, HEAD) >= this.#capacity) {
+    if (this.#hdr[COUNT]! >= this.#capacity) {
       // Cannot happen while each item is retired at most once; reclaim rather than lose it.
       this.reclaim();
-      if (tail - Atomics.load(this.#hdr, HEAD) >= this.#capacity) throw new Error('reclaim ring overflow');
+      if (this.#hdr[COUNT]! >= this.#capacity) throw new Error('reclaim ring overflow');
     }
-    const at = (tail % this.#capacity) * 2;
+    const at = ((this.#hdr[HEAD]! + this.#hdr[COUNT]!) % this.#capacity) * 2;
     this.#ring[at] = value;
     this.#ring[at + 1] = Atomics.load(this.#hdr, EPOCH);
-    Atomics.store(this.#hdr, TAIL, tail + 1);
+    Atomics.add(this.#hdr, COUNT, 1);
   }
 
   /**
@@ -98,9 +97,8 @@ export class EpochReclaimer {
    * Returns how many items were reclaimed.
    */
   reclaim(): number {
-    const head0 = Atomics.load(this.#hdr, HEAD);
-    const tail = Atomics.load(this.#hdr, TAIL);
-    if (head0 === tail) return 0;
+    let count = Atomics.load(this.#hdr, COUNT);
+    if (count === 0) return 0;
     // Items retired at epoch e are safe once every active walk started at an epoch after e.
     let next = (Atomics.load(this.#hdr, EPOCH) + 1) | 0;
     if (next === 0) next = 1;
@@ -110,15 +108,19 @@ export class EpochReclaimer {
       const e = Atomics.load(this.#slots, s * SLOT_WORDS + 1);
       if (e !== 0 && ((e - oldest) | 0) < 0) oldest = e;
     }
-    let head = head0;
-    while (head !== tail) {
-      const at = (head % this.#capacity) * 2;
+    let head = this.#hdr[HEAD]!;
+    let done = 0;
+    while (count > 0) {
+      const at = head * 2;
       if (((this.#ring[at + 1]! - oldest) | 0) >= 0) break;
       const value = this.#ring[at]!;
-      head++;
+      head = (head + 1) % this.#capacity;
+      count--;
+      done++;
       Atomics.store(this.#hdr, HEAD, head);
+      Atomics.store(this.#hdr, COUNT, count);
       this.onReclaim(value);
     }
-    return head - head0;
+    return done;
   }
 }

@@ -1,5 +1,5 @@
 import type { FrameAllocator } from '../memory/frame-alloc.js';
-import { descClear, descInstall, descLoadHi, descLoadLo } from '../memory/descriptor.js';
+import { descClear, descInstall, descLoadLo } from '../memory/descriptor.js';
 import type { PhysMemory } from '../memory/phys.js';
 import { entryCountsFor } from './entry-counts.js';
 import { Access, FaultReason, Prot, TranslateFault, type DomainGeometry, type WalkFault } from './types.js';
@@ -14,8 +14,10 @@ import { Access, FaultReason, Prot, TranslateFault, type DomainGeometry, type Wa
  *   level 0         IOVA bits 19:11   2 KiB pages
  *
  * Descriptor low word: bit 0 VALID; bit 1 TABLE at levels 2 and 1 (clear: a block), PAGE at level
- * 0 (must be set, as Arm requires bits[1:0] = 0b11 for a level-3 page); bit 2 READ; bit 3 WRITE.
- * High word: the output address (or next table) >> 11.
+ * 0 (must be set, as Arm requires bits[1:0] = 0b11 for a level-3 page); bit 2 READ; bit 3 WRITE;
+ * bits 31:11 the output address (or next table) bits 31:11. High word: address bits 63:32, always
+ * 0 since physical memory is at most 4 GiB; the walker reads only the valid word, so a mock walk
+ * can never see a torn descriptor.
  */
 
 /** log2 of the mock page size. */
@@ -42,7 +44,12 @@ export const MOCK_GEOMETRY: DomainGeometry = {
 };
 
 const ENTRIES = 512;
-const ADDR_SHIFT = 11; // high word = address >> 11
+const ADDR_MASK = 0xfffff800 | 0; // address bits 31:11 in the low word
+
+/** The output or next-table address of a mock descriptor's low word. */
+function addrOf(lo: number): number {
+  return (lo & ADDR_MASK) >>> 0;
+}
 
 /** Int32 index of entry `i` of the table at frame-aligned physical address `tablePa`. */
 function slot(tablePa: number, i: number): number {
@@ -57,16 +64,19 @@ export function mockWalk(i32: Int32Array, rootPa: number, iova: number, access: 
   if (iova < MOCK_APERTURE_START || iova > MOCK_APERTURE_LAST) {
     return fault.set(TranslateFault.NotMapped, 2, FaultReason.Aperture, iova);
   }
+  const words = i32.length;
   let at = slot(rootPa, (iova >>> 29) & 3);
   let lo = Atomics.load(i32, at);
   if ((lo & MOCK_DESC.Valid) === 0) return fault.set(TranslateFault.NotMapped, 2, FaultReason.NotPresent, iova);
-  at = slot(descLoadHi(i32, at) * MOCK_PAGE_SIZE, (iova >>> 20) & 511);
+  at = slot((lo & ADDR_MASK) >>> 0, (iova >>> 20) & 511);
+  if (at >= words) return fault.set(TranslateFault.WalkAbort, 1, FaultReason.WalkAbort, iova);
   lo = Atomics.load(i32, at);
   if ((lo & MOCK_DESC.Valid) === 0) return fault.set(TranslateFault.NotMapped, 1, FaultReason.NotPresent, iova);
   let level = 1;
   let offsetMask = MOCK_BLOCK_SIZE - 1;
   if ((lo & MOCK_DESC.Table) !== 0) {
-    at = slot(descLoadHi(i32, at) * MOCK_PAGE_SIZE, (iova >>> 11) & 511);
+    at = slot((lo & ADDR_MASK) >>> 0, (iova >>> 11) & 511);
+    if (at >= words) return fault.set(TranslateFault.WalkAbort, 0, FaultReason.WalkAbort, iova);
     lo = Atomics.load(i32, at);
     level = 0;
     offsetMask = MOCK_PAGE_SIZE - 1;
@@ -79,7 +89,7 @@ export function mockWalk(i32: Int32Array, rootPa: number, iova: number, access: 
   if ((access & Access.Write) !== 0 && (lo & MOCK_DESC.Write) === 0) {
     return fault.set(TranslateFault.Permission, level, FaultReason.WriteDenied, iova);
   }
-  return descLoadHi(i32, at) * MOCK_PAGE_SIZE + (iova & offsetMask);
+  return ((lo & ADDR_MASK & ~offsetMask) >>> 0) + (iova & offsetMask);
 }
 
 /** Gives the physical address of byte `offset` of the range being mapped. */
@@ -140,7 +150,7 @@ export class MockPageTable {
         ) {
           if ((descLoadLo(this.#i32, at1) & MOCK_DESC.Valid) !== 0)
             throw new Error(`mock map over live IOVA 0x${va.toString(16)}`);
-          this.#install(l1, at1, MOCK_DESC.Valid | perm, target >>> ADDR_SHIFT);
+          this.#install(l1, at1, MOCK_DESC.Valid | perm | target, 0);
           off += MOCK_BLOCK_SIZE;
           continue;
         }
@@ -148,7 +158,7 @@ export class MockPageTable {
         const at0 = slot(l0, (va >>> 11) & 511);
         if ((descLoadLo(this.#i32, at0) & MOCK_DESC.Valid) !== 0)
           throw new Error(`mock map over live IOVA 0x${va.toString(16)}`);
-        this.#install(l0, at0, MOCK_DESC.Valid | MOCK_DESC.Page | perm, target >>> ADDR_SHIFT);
+        this.#install(l0, at0, MOCK_DESC.Valid | MOCK_DESC.Page | perm | target, 0);
         off += MOCK_PAGE_SIZE;
       }
     } catch (e) {
@@ -175,7 +185,7 @@ export class MockPageTable {
         va = next2;
         continue;
       }
-      const l1 = descLoadHi(this.#i32, at2) * MOCK_PAGE_SIZE;
+      const l1 = addrOf(descLoadLo(this.#i32, at2));
       while (va < end && va < next2) {
         const at1 = slot(l1, (va >>> 20) & 511);
         const lo1 = descLoadLo(this.#i32, at1);
@@ -192,7 +202,7 @@ export class MockPageTable {
           va = next1;
           continue;
         }
-        const l0 = descLoadHi(this.#i32, at1) * MOCK_PAGE_SIZE;
+        const l0 = addrOf(descLoadLo(this.#i32, at1));
         for (; va < end && va < next1; va += MOCK_PAGE_SIZE) {
           const at0 = slot(l0, (va >>> 11) & 511);
           if ((descLoadLo(this.#i32, at0) & MOCK_DESC.Valid) !== 0) {
@@ -208,11 +218,23 @@ export class MockPageTable {
     return cleared;
   }
 
-  /** Unmaps everything and retires every table, the root included. */
+  /**
+   * Retires every table, the root included, without clearing any entry: a walk that started
+   * before the domain became unreachable keeps seeing it whole until the grace period ends.
+   */
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
-    this.unmap(MOCK_APERTURE_START, MOCK_APERTURE_LAST - MOCK_APERTURE_START + 1);
+    for (let i = 0; i < 4; i++) {
+      const lo2 = descLoadLo(this.#i32, slot(this.rootPa, i));
+      if ((lo2 & MOCK_DESC.Valid) === 0) continue;
+      const l1 = addrOf(lo2);
+      for (let j = 0; j < ENTRIES; j++) {
+        const lo1 = descLoadLo(this.#i32, slot(l1, j));
+        if ((lo1 & MOCK_DESC.Valid) !== 0 && (lo1 & MOCK_DESC.Table) !== 0) this.#frames.put(addrOf(lo1) / 4096);
+      }
+      this.#frames.put(l1 / 4096);
+    }
     this.#frames.put(this.rootPa / 4096);
   }
 
@@ -223,7 +245,7 @@ export class MockPageTable {
       const lo = descLoadLo(this.#i32, slot(this.rootPa, i));
       if ((lo & MOCK_DESC.Valid) === 0) continue;
       n++;
-      const l1 = descLoadHi(this.#i32, slot(this.rootPa, i)) * MOCK_PAGE_SIZE;
+      const l1 = addrOf(descLoadLo(this.#i32, slot(this.rootPa, i)));
       for (let j = 0; j < ENTRIES; j++) {
         const lo1 = descLoadLo(this.#i32, slot(l1, j));
         if ((lo1 & MOCK_DESC.Valid) !== 0 && (lo1 & MOCK_DESC.Table) !== 0) n++;
@@ -237,11 +259,11 @@ export class MockPageTable {
     const lo = descLoadLo(this.#i32, at);
     if ((lo & MOCK_DESC.Valid) !== 0) {
       if ((lo & MOCK_DESC.Table) === 0) throw new Error('mock map inside a live block');
-      return descLoadHi(this.#i32, at) * MOCK_PAGE_SIZE;
+      return addrOf(descLoadLo(this.#i32, at));
     }
     const tablePa = this.#frames.alloc() * 4096; // zeroed
     this.#counts[tablePa / 4096] = 0;
-    this.#install(parentPa, at, MOCK_DESC.Valid | MOCK_DESC.Table, tablePa >>> ADDR_SHIFT);
+    this.#install(parentPa, at, MOCK_DESC.Valid | MOCK_DESC.Table | tablePa, 0);
     return tablePa;
   }
 
@@ -255,11 +277,11 @@ export class MockPageTable {
   #prune(va: number): void {
     const at2 = slot(this.rootPa, (va >>> 29) & 3);
     if ((descLoadLo(this.#i32, at2) & MOCK_DESC.Valid) === 0) return;
-    const l1 = descLoadHi(this.#i32, at2) * MOCK_PAGE_SIZE;
+    const l1 = addrOf(descLoadLo(this.#i32, at2));
     const at1 = slot(l1, (va >>> 20) & 511);
     const lo1 = descLoadLo(this.#i32, at1);
     if ((lo1 & MOCK_DESC.Valid) !== 0 && (lo1 & MOCK_DESC.Table) !== 0) {
-      const l0 = descLoadHi(this.#i32, at1) * MOCK_PAGE_SIZE;
+      const l0 = addrOf(descLoadLo(this.#i32, at1));
       if (this.#counts[l0 / 4096] === 0) this.#unlinkTable(l1, at1, l0);
     }
     if (this.#counts[l1 / 4096] === 0) this.#unlinkTable(this.rootPa, at2, l1);

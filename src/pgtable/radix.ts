@@ -259,12 +259,29 @@ export class RadixPageTable {
     }
   }
 
-  /** Unmaps everything and retires every table, the start tables included. */
+  /**
+   * Retires every table, the start tables included, without clearing any entry: the domain must
+   * already be unreachable for new walks (no device context names it), and a walk that started
+   * earlier keeps seeing the whole table, unchanged, until the reclaimer's grace period ends.
+   */
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
-    this.unmap(0, this.inputLimit);
+    this.#retireTree(this.rootPa, this.codec.startLevel);
     for (let f = 0; f < this.#rootFrames; f++) this.#frames.put(this.rootPa / 4096 + f);
+  }
+
+  #retireTree(tablePa: number, level: number): void {
+    if (level >= 3) return;
+    const entries = level === this.codec.startLevel ? this.codec.startEntries : 512;
+    for (let i = 0; i < entries; i++) {
+      const at = (tablePa >>> 2) + i * 2;
+      const lo = descLoadLo(this.#i32, at);
+      if (!this.codec.present(lo) || this.codec.isLeaf(level, lo)) continue;
+      const child = this.codec.addr(level, lo, descLoadHi(this.#i32, at));
+      this.#retireTree(child, level + 1);
+      this.#frames.put(child / 4096);
+    }
   }
 
   /** Frames used by tables (start tables included). */

@@ -1,5 +1,11 @@
 import type { Piscina } from 'piscina';
-import type { DataPlaneHandles, TranslateBatch, TranslateBatchResult } from '../translate/index.js';
+import {
+  releaseRecordedSlots,
+  type DataPlaneHandles,
+  type TranslateBatch,
+  type TranslateBatchResult,
+  type TranslateWorkerData,
+} from '../translate/index.js';
 import { makePool } from './pool.js';
 
 /**
@@ -8,11 +14,17 @@ import { makePool } from './pool.js';
  */
 export class TranslatePool {
   readonly #pool: Piscina<TranslateBatch, TranslateBatchResult>;
+  readonly #handles: DataPlaneHandles;
+  readonly #slots: SharedArrayBuffer;
 
   /** Starts `threads` workers over `handles` (an fd's `dataPlane()`). */
   constructor(handles: DataPlaneHandles, threads: number) {
+    this.#handles = handles;
+    this.#slots = new SharedArrayBuffer(threads * 4);
+    new Int32Array(this.#slots).fill(-1);
+    const workerData: TranslateWorkerData = { handles, slots: this.#slots };
     this.#pool = makePool<TranslateBatch, TranslateBatchResult>('translate', {
-      workerData: handles,
+      workerData,
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: 60_000,
@@ -24,8 +36,9 @@ export class TranslatePool {
     return this.#pool.run(batch);
   }
 
-  /** Stops the workers. */
-  destroy(): Promise<void> {
-    return this.#pool.destroy();
+  /** Stops the workers and gives their reader slots back. */
+  async destroy(): Promise<void> {
+    await this.#pool.destroy();
+    releaseRecordedSlots(this.#handles, this.#slots);
   }
 }

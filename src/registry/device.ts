@@ -126,13 +126,11 @@ function attachHwpt(
   hwpt: HwptPagingObject,
   undo: (() => void)[],
 ): void {
-  checkCompat(dev, pasid, hwpt);
   if (attached(dev, pasid) !== undefined) throw alreadyAttached(dev, pasid);
-  if (pasid === NO_PASID) {
-    reserveRegions(dev, hwpt, undo);
-  } else {
-    undo.push(ctx.tables.preparePasid(dev.slot, pasid));
-  }
+  // As iommufd_hw_pagetable_attach: reserved regions (EADDRINUSE) before the driver's checks (EINVAL).
+  if (pasid === NO_PASID) reserveRegions(dev, hwpt, undo);
+  checkCompat(dev, pasid, hwpt);
+  if (pasid !== NO_PASID) undo.push(ctx.tables.preparePasid(dev.slot, pasid));
   ctx.faults.step('attach device');
   publish(ctx, dev, pasid, hwpt);
   if (pasid === NO_PASID) dev.rid = hwpt;
@@ -205,9 +203,10 @@ export function deviceReplace(ctx: IommufdCtx, devId: number, ptId: number, pasi
     const doReplace = (hwpt: HwptPagingObject, u: (() => void)[]): void => {
       if (old === undefined) throw new IommufdError('EINVAL', `device ${dev.id} is not attached; use attach`);
       if (hwpt === old) return;
-      checkCompat(dev, pasid, hwpt);
+      // As iommufd_device_do_replace: reserved regions first, then the driver's checks.
       const ioasChanges = pasid === NO_PASID && hwpt.ioas !== old.ioas;
       if (ioasChanges) reserveRegions(dev, hwpt, u);
+      checkCompat(dev, pasid, hwpt);
       ctx.faults.step('replace device');
     };
     const hwpt = resolveTarget(ctx, dev, pasid, ptId, doReplace, undo);

@@ -10,17 +10,46 @@ export interface DataPlaneHandles {
   tables: ContextHandles;
 }
 
+/** What a pool hands its translate workers: the buffers, and where each records its reader slot. */
+export interface TranslateWorkerData {
+  /** The fd's data plane. */
+  handles: DataPlaneHandles;
+  /** One Int32 per worker: the reader slot it claimed, or -1. */
+  slots: SharedArrayBuffer;
+}
+
 /**
  * Builds a translator over shared buffers in another thread. It claims a reader slot, so the
- * control plane's reclamation waits for its walks; call `release` when the thread is done.
+ * control plane's reclamation waits for its walks; `release` gives the slot back.
  */
-export function attachTranslator(handles: DataPlaneHandles): { translator: Translator; release: () => void } {
+export function attachTranslator(handles: DataPlaneHandles): {
+  translator: Translator;
+  slot: number;
+  release: () => void;
+} {
   const memory = new SystemMemory(0, handles.memory);
   const tables = new ContextTables(memory.phys, undefined, handles.tables);
   const slot = memory.reclaimer.acquireSlot();
-  if (slot < 0) throw new Error('no free reader slot for this thread');
+  if (slot < 0) throw new Error('no free reader slot for this thread (64 threads translate already)');
   return {
     translator: new Translator(memory.phys, tables, memory.reclaimer, slot),
+    slot,
     release: () => memory.reclaimer.releaseSlot(slot),
   };
+}
+
+/** Records `slot` in the first free entry of a pool's slot array. */
+export function recordSlot(slots: SharedArrayBuffer, slot: number): void {
+  const a = new Int32Array(slots);
+  for (let i = 0; i < a.length; i++) if (Atomics.compareExchange(a, i, -1, slot) === -1) return;
+}
+
+/** Gives back every reader slot recorded in a pool's slot array (after its workers are gone). */
+export function releaseRecordedSlots(handles: DataPlaneHandles, slots: SharedArrayBuffer): void {
+  const memory = new SystemMemory(0, handles.memory);
+  const a = new Int32Array(slots);
+  for (let i = 0; i < a.length; i++) {
+    const s = Atomics.exchange(a, i, -1);
+    if (s >= 0) memory.reclaimer.releaseSlot(s);
+  }
 }

@@ -1,5 +1,11 @@
 /** The DMA translation data plane: shared context tables and the translation hot path. */
 export { ContextTables, DomainFormat, MAX_DOMAINS, MAX_DEVICES, type ContextHandles } from './tables.js';
 export { Translator, NO_PASID } from './translator.js';
-export { attachTranslator, type DataPlaneHandles } from './attach.js';
+export {
+  attachTranslator,
+  recordSlot,
+  releaseRecordedSlots,
+  type DataPlaneHandles,
+  type TranslateWorkerData,
+} from './attach.js';
 export { runTranslateBatch, type TranslateBatch, type TranslateBatchResult } from './batch.js';

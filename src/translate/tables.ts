@@ -158,13 +158,16 @@ export class ContextTables {
 
   // ---- lookups (data plane, allocation-free) ------------------------------------------------
 
-  /** The RID's domain index (0: none). */
+  /** The RID's domain index (0: none, also for a slot out of range). */
   ridDomain(slot: number): number {
+    if (!(slot >= 1 && slot < MAX_DEVICES)) return 0;
     return Atomics.load(this.devices, slot * DEVICE_WORDS);
   }
 
-  /** A PASID's domain index (0: none). */
+  /** A PASID's domain index (0: none, also for a slot or a PASID out of the device's range). */
   pasidDomain(slot: number, pasid: number): number {
+    if (!(slot >= 1 && slot < MAX_DEVICES)) return 0;
+    if (!(pasid >= 0 && pasid >>> this.devices[slot * DEVICE_WORDS + 2]! === 0)) return 0;
     const dir = Atomics.load(this.devices, slot * DEVICE_WORDS + 1) - 1;
     if (dir < 0) return 0;
     const leaf = Atomics.load(this.#i32, dir * 1024 + (pasid >>> PASID_DIR_BITS)) - 1;

@@ -124,6 +124,18 @@ describe('EpochReclaimer', () => {
     r.releaseSlot(reader);
   });
 
+  it('keeps order and loses nothing across the ring wrapping many times', () => {
+    const r = new EpochReclaimer(3);
+    const got: number[] = [];
+    r.onReclaim = (v) => got.push(v);
+    for (let i = 0; i < 1000; i++) {
+      r.retire(i);
+      if (i % 2 === 1) expect(r.reclaim()).toBe(2);
+    }
+    expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    expect(r.pending).toBe(0);
+  });
+
   it('survives the epoch wrapping past 2^31', () => {
     const r = new EpochReclaimer(4);
     const view = new Int32Array(r.sab, 0, 1);
@@ -164,14 +176,16 @@ describe('SystemMemory', () => {
 });
 
 describe('descriptors', () => {
-  it('install writes the high word before the valid word; clear drops the valid word', () => {
+  it('install writes both words; clear drops only the valid word, so a walker never reads a zeroed high word', () => {
     const i32 = new Int32Array(new SharedArrayBuffer(16));
     descInstall(i32, 0, 0x1, 0x1234);
     expect(descLoadLo(i32, 0)).toBe(1);
     expect(descLoadHi(i32, 0)).toBe(0x1234);
     descClear(i32, 0);
     expect(descLoadLo(i32, 0)).toBe(0);
-    expect(descLoadHi(i32, 0)).toBe(0);
+    expect(descLoadHi(i32, 0)).toBe(0x1234);
+    descInstall(i32, 0, 0x3, 0x5678);
+    expect([descLoadLo(i32, 0), descLoadHi(i32, 0)]).toEqual([3, 0x5678]);
   });
 });
 

@@ -27,37 +27,38 @@ function entry(m: PhysMemory, tablePa: number, i: number): [number, number] {
 }
 
 describe('mock format', () => {
-  it('encodes a 2 KiB page as root table -> L1 table -> L0 page with V|PAGE|R|W and address >> 11', () => {
+  it('encodes a 2 KiB page as root table -> L1 table -> L0 page with V|PAGE|R|W and the address in bits 31:11', () => {
     const { m, pt } = setup();
     const iova = MOCK_APERTURE_START + 3 * 2048; // bits 30:29 = 0, 28:20 = 16, 19:11 = 3
     pt.map(iova, 2048, () => 0x5800, Prot.Read | Prot.Write, true);
     const [lo2, hi2] = entry(m, pt.rootPa, 0);
-    expect(lo2).toBe(MOCK_DESC.Valid | MOCK_DESC.Table);
-    const l1 = hi2 * 2048;
-    const [lo1, hi1] = entry(m, l1, 16);
-    expect(lo1).toBe(MOCK_DESC.Valid | MOCK_DESC.Table);
-    const [lo0, hi0] = entry(m, hi1 * 2048, 3);
-    expect(lo0).toBe(0b1111); // V | PAGE | R | W
-    expect(hi0).toBe(0x5800 / 2048);
+    expect(lo2 & 0x7ff).toBe(MOCK_DESC.Valid | MOCK_DESC.Table);
+    expect(hi2).toBe(0);
+    const l1 = (lo2 & ~0x7ff) >>> 0;
+    const [lo1] = entry(m, l1, 16);
+    expect(lo1 & 0x7ff).toBe(MOCK_DESC.Valid | MOCK_DESC.Table);
+    const [lo0, hi0] = entry(m, (lo1 & ~0x7ff) >>> 0, 3);
+    expect(lo0).toBe(0x5800 | 0b1111); // address bits 31:11 | V | PAGE | R | W
+    expect(hi0).toBe(0);
   });
 
   it('encodes a 1 MiB block at level 1 with TABLE clear, only when IOVA and PA are aligned and contiguous', () => {
     const { m, pt } = setup();
     const iova = MOCK_APERTURE_START + MiB;
     pt.map(iova, MiB, (off) => 2 * MiB + off, Prot.Read, true);
-    const l1 = entry(m, pt.rootPa, 0)[1] * 2048;
+    const l1 = (entry(m, pt.rootPa, 0)[0] & ~0x7ff) >>> 0;
     const [lo1, hi1] = entry(m, l1, 17);
-    expect(lo1).toBe(MOCK_DESC.Valid | MOCK_DESC.Read);
-    expect(hi1).toBe((2 * MiB) / 2048);
+    expect(lo1).toBe(2 * MiB + (MOCK_DESC.Valid | MOCK_DESC.Read));
+    expect(hi1).toBe(0);
     // The same range with huge pages off is 512 pages under a table.
     const other = setup();
     other.pt.map(iova, MiB, (off) => 2 * MiB + off, Prot.Read, false);
-    const l1b = entry(other.m, other.pt.rootPa, 0)[1] * 2048;
-    expect(entry(other.m, l1b, 17)[0]).toBe(MOCK_DESC.Valid | MOCK_DESC.Table);
+    const l1b = (entry(other.m, other.pt.rootPa, 0)[0] & ~0x7ff) >>> 0;
+    expect(entry(other.m, l1b, 17)[0] & 0x7ff).toBe(MOCK_DESC.Valid | MOCK_DESC.Table);
     // A physical run that is not contiguous cannot be a block either.
     const third = setup();
     third.pt.map(iova, MiB, (off) => (off < MiB / 2 ? 2 * MiB + off : 5 * MiB + off), Prot.Read, true);
-    const l1c = entry(third.m, third.pt.rootPa, 0)[1] * 2048;
+    const l1c = (entry(third.m, third.pt.rootPa, 0)[0] & ~0x7ff) >>> 0;
     expect(entry(third.m, l1c, 17)[0] & MOCK_DESC.Table).toBe(MOCK_DESC.Table);
   });
 

@@ -81,6 +81,37 @@ describe('translation on worker threads over shared memory', () => {
   });
 });
 
+describe('reader slots', () => {
+  it("a destroyed pool gives its workers' reader slots back", async () => {
+    const fd = Iommufd.open({ memoryBytes: 8 * 2 ** 20 });
+    const pool = new TranslatePool(fd.dataPlane(), 2);
+    const dev = fd.deviceBind({ iommu: 'mock' });
+    const batch = {
+      dev: fd.deviceSlot(dev),
+      pasid: -1,
+      base: 0,
+      pages: 1,
+      pageSize: 2048,
+      stride: 1,
+      start: 0,
+      count: 1,
+      access: 1,
+    };
+    await Promise.all([pool.run(batch), pool.run(batch)]);
+    const view = new SystemMemory(0, fd.dataPlane().memory).reclaimer;
+    const free = (): number => {
+      const got: number[] = [];
+      for (let s = view.acquireSlot(); s >= 0; s = view.acquireSlot()) got.push(s);
+      got.forEach((s) => view.releaseSlot(s));
+      return got.length;
+    };
+    expect(free()).toBeLessThan(64);
+    await pool.destroy();
+    expect(free()).toBe(64);
+    await fd.close();
+  });
+});
+
 describe('reclamation with a reader on another thread', () => {
   it('a retired frame is not reused while a walk that could reach it is in flight', () => {
     const mem = new SystemMemory(2 ** 20);

@@ -46,6 +46,7 @@ export function armS1Walk(
     if ((lo & ARM_LO.Valid) === 0)
       return fault.set(TranslateFault.NotMapped, level, FaultReason.NotPresent, iova, SMMU_EVT.F_TRANSLATION);
     const hi = i32[at + 1]!;
+    if (Atomics.load(i32, at) !== lo) continue; // cleared and reinstalled meanwhile: read it again
     const tableOrPage = (lo & ARM_LO.TableOrPage) !== 0;
     if (level < 3 && tableOrPage) {
       const next = tableAddr(lo, hi);
@@ -118,6 +119,7 @@ export function armS2Walk(
     if ((lo & ARM_LO.Valid) === 0)
       return fault.set(TranslateFault.NotMapped, level, FaultReason.NotPresent, ipa, SMMU_EVT.F_TRANSLATION);
     const hi = i32[at + 1]!;
+    if (Atomics.load(i32, at) !== lo) continue; // cleared and reinstalled meanwhile: read it again
     const tableOrPage = (lo & ARM_LO.TableOrPage) !== 0;
     if (level < 3 && tableOrPage) {
       const next = tableAddr(lo, hi);

@@ -48,6 +48,7 @@ export function x86FirstStageWalk(
     if ((lo & X86_LO.P) === 0)
       return fault.set(TranslateFault.NotMapped, level, FaultReason.NotPresent, iova, VTD_FR.FS_PAGING_ENTRY_P);
     const hi = i32[at + 1]!;
+    if (Atomics.load(i32, at) !== lo) continue; // cleared and reinstalled meanwhile: read it again
     if (user && (lo & X86_LO.US) === 0)
       return fault.set(TranslateFault.Permission, level, FaultReason.UserDenied, iova, VTD_FR.FS_PAGING_ENTRY_US);
     if (write && (lo & X86_LO.RW) === 0)
@@ -142,6 +143,7 @@ export function vtdSecondStageWalk(
         sm ? VTD_FR.SM_READ : VTD_FR.READ,
       );
     const hi = i32[at + 1]!;
+    if (Atomics.load(i32, at) !== lo) continue; // cleared and reinstalled meanwhile: read it again
     const ps = (lo & SL_LO.PS) !== 0;
     const addr = (hi & SL_HI.AddrMask) * 2 ** 32 + ((lo & SL_LO.AddrMask) >>> 0);
     if ((ps && level <= 0) || addr >= haw || (ps && (lo & SL_LARGE_RSVD[level + 1]!) !== 0)) {
