@@ -232,11 +232,11 @@ export class Iommufd {
   option(a: { option: 'huge-pages' | 'rlimit-mode'; op: 'get' | 'set'; objectId?: number; val?: bigint }): bigint {
     this.#live();
     const o = argObject('args', a)!;
-    const op = argEnum('op', o['op'], ['get', 'set'] as const);
+    const op = argEnum('op', o['op'], ['get', 'set'] as const, 'EOPNOTSUPP');
     const val = argOptU64('val', o['val']);
     if (op === 'set' && val === undefined) throw new IommufdError('EINVAL', 'val is required for set');
     return reg.option(this.#ctx, {
-      option: argEnum('option', o['option'], ['huge-pages', 'rlimit-mode'] as const),
+      option: argEnum('option', o['option'], ['huge-pages', 'rlimit-mode'] as const, 'EOPNOTSUPP'),
       op,
       objectId: o['objectId'] === undefined ? 0 : argId('objectId', o['objectId']),
       val: val ?? 0n,

@@ -54,10 +54,21 @@ export function argObject(name: string, v: unknown, optional = false): Record<st
   return v as Record<string, unknown>;
 }
 
-/** One of a fixed set of strings. */
-export function argEnum<T extends string>(name: string, v: unknown, values: readonly T[]): T {
-  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
+/**
+ * One of a fixed set of strings. A value of the wrong type is EINVAL; an unknown string is
+ * `unknownErrno` (EINVAL unless the kernel answers an unknown value of that field otherwise, as
+ * it answers an unknown option id or op with EOPNOTSUPP).
+ */
+export function argEnum<T extends string>(
+  name: string,
+  v: unknown,
+  values: readonly T[],
+  unknownErrno: 'EINVAL' | 'EOPNOTSUPP' = 'EINVAL',
+): T {
+  if (typeof v !== 'string')
     throw new IommufdError('EINVAL', `${name} must be one of ${values.join(', ')}, got ${describe(v)}`);
+  if (!(values as readonly string[]).includes(v)) {
+    throw new IommufdError(unknownErrno, `${name} must be one of ${values.join(', ')}, got ${describe(v)}`);
   }
   return v as T;
 }

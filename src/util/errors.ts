@@ -31,13 +31,3 @@ export class IommufdError extends Error {
     this.errno = errno;
   }
 }
-
-/** Builds an {@link IommufdError}. */
-export function iommufdError(errno: Errno, message: string): IommufdError {
-  return new IommufdError(errno, message);
-}
-
-/** True when `e` is an {@link IommufdError}, optionally with the given errno. */
-export function isIommufdError(e: unknown, errno?: Errno): e is IommufdError {
-  return e instanceof IommufdError && (errno === undefined || e.errno === errno);
-}
