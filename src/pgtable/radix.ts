@@ -138,6 +138,8 @@ export class RadixPageTable {
   /** The largest leaf level usable at `va`. */
   #leafLevel(va: number, remaining: number, pa: PaSource, off: number, target: number): number {
     for (const level of this.codec.blockLevels) {
+      // A start table has no entries above its own level: a 1 GiB block needs level 1.
+      if (level < this.codec.startLevel) continue;
       const size = levelSize(level);
       if (va % size !== 0 || remaining < size || target % size !== 0) continue;
       let contiguous = true;
@@ -149,6 +151,8 @@ export class RadixPageTable {
 
   /** The entry for `va` at `level`, allocating and linking tables on the way (ENOMEM). */
   #entry(va: number, level: number): { tablePa: number; at: number } {
+    if (level < this.codec.startLevel || level > 3)
+      throw new Error(`no level ${level} in a table starting at level ${this.codec.startLevel}`);
     let tablePa = this.rootPa;
     for (let l = this.codec.startLevel; ; l++) {
       const at = (tablePa >>> 2) + this.#index(va, l) * 2;
