@@ -10,28 +10,15 @@
  * Run: npm run bench:pgtable   (builds, then runs dist/perf/pgtable.bench.js with plain node)
  * Flags: --runs N (default 7), --translations N (default 2000000), --pairs N (default 10000)
  */
-import os from 'node:os';
+import { intFlag, machineLine, median } from './common.js';
 import { Access, Iommufd } from '../src/index.js';
 
-const args = process.argv.slice(2);
-function flag(name: string, dflt: number): number {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(args[i + 1]);
-  if (!Number.isSafeInteger(v) || v <= 0) {
-    console.error(`pgtable.bench: --${name} needs a positive integer`);
-    process.exit(2);
-  }
-  return v;
-}
-const RUNS = flag('runs', 7);
-const N = flag('translations', 2_000_000);
-const PAIRS = flag('pairs', 10_000);
+const RUNS = intFlag('pgtable.bench', 'runs', 7);
+const N = intFlag('pgtable.bench', 'translations', 2_000_000);
+const PAIRS = intFlag('pgtable.bench', 'pairs', 10_000);
 const MAP_BYTES = 64 * 2 ** 20;
 const PAGES = MAP_BYTES / 4096;
 const BASE = 0x40_0000_0000; // a 1 GiB-aligned IOVA well inside 48 bits
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 /** The baseline: IOVA page number (4 KiB) -> { pa, prot }. */
 class MapModel {
@@ -89,9 +76,7 @@ function translateRate(translate: (iova: number, access: number) => number): num
 }
 
 async function main(): Promise<void> {
-  console.log(
-    `machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, node ${process.version}, ${new Date().toISOString()}`,
-  );
+  console.log(machineLine());
   console.log(`runs: ${RUNS} (medians), translations per run: ${N}, map+unmap pairs per run: ${PAIRS}\n`);
 
   for (const kind of ['smmuv3', 'vtd'] as const) {

@@ -5,31 +5,15 @@
  * Run: npm run bench            (builds, then runs dist/perf/translate.bench.js with plain node)
  * Flags: --runs N (default 7), --translations N (default 2000000), --pairs N (default 20000)
  */
-import os from 'node:os';
+import { intFlag, machineLine, median } from './common.js';
 import { Access, Iommufd, MOCK_APERTURE_START, TranslatePool } from '../src/index.js';
 
-const args = process.argv.slice(2);
-function flag(name: string, dflt: number): number {
-  const i = args.indexOf(`--${name}`);
-  if (i < 0) return dflt;
-  const v = Number(args[i + 1]);
-  if (!Number.isSafeInteger(v) || v <= 0) {
-    console.error(`translate.bench: --${name} needs a positive integer`);
-    process.exit(2);
-  }
-  return v;
-}
-const RUNS = flag('runs', 7);
-const N = flag('translations', 2_000_000);
-const PAIRS = flag('pairs', 20_000);
+const RUNS = intFlag('translate.bench', 'runs', 7);
+const N = intFlag('translate.bench', 'translations', 2_000_000);
+const PAIRS = intFlag('translate.bench', 'pairs', 20_000);
 const MAP_BYTES = 64 * 2 ** 20;
 const PAGES = MAP_BYTES / 2048;
 const STRIDE = 61;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
 
 function rate(count: number, fn: () => void): number {
   const t0 = performance.now();
@@ -78,9 +62,7 @@ function translateLoop(translate: (iova: number, access: number) => number, base
 }
 
 async function main(): Promise<void> {
-  console.log(
-    `machine: ${os.cpus()[0]?.model ?? 'unknown'} x${os.cpus().length}, node ${process.version}, ${new Date().toISOString()}`,
-  );
+  console.log(machineLine());
   console.log(`runs: ${RUNS} (medians), translations per run: ${N}, map+unmap pairs per run: ${PAIRS}\n`);
 
   // ---- translations ----

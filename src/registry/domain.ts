@@ -59,24 +59,38 @@ export const DRIVERS: Record<IommuKind, IommuDriver> = {
   },
 };
 
-/** A mock paging domain: a {@link MockPageTable} plus its published descriptor. */
-class MockDomain implements PagingDomain {
-  readonly geometry = MOCK_GEOMETRY;
-  readonly format = DomainFormat.Mock;
+/** What a paging domain needs of its page table: every format's builder has this shape. */
+interface BuiltTable {
+  readonly rootPa: number;
+  map(iova: number, length: number, pa: PaSource, prot: number, huge: boolean): void;
+  unmap(iova: number, length: number): number;
+  tableFrames(): number;
+  free(): void;
+}
+
+/**
+ * A paging domain: a page table in physical memory plus its descriptor, published in the shared
+ * context tables with the format and packed walk configuration that walkers need.
+ */
+class TableDomain implements PagingDomain {
   readonly descriptor: number;
-  readonly table: MockPageTable;
   readonly #ctx: IommufdCtx;
 
-  constructor(ctx: IommufdCtx) {
+  constructor(
+    ctx: IommufdCtx,
+    readonly geometry: DomainGeometry,
+    readonly format: number,
+    readonly table: BuiltTable,
+    walkConfig: number,
+  ) {
     this.#ctx = ctx;
-    this.table = new MockPageTable(ctx.memory.phys, ctx.memory.frames);
     try {
       ctx.faults.step('publish domain descriptor');
-      const d = ctx.tables.publishDomain(DomainFormat.Mock, this.table.rootPa);
+      const d = ctx.tables.publishDomain(format, table.rootPa, walkConfig);
       if (d < 0) throw new IommufdError('ENOMEM', 'domain descriptor table is full');
       this.descriptor = d;
     } catch (e) {
-      this.table.free();
+      table.free();
       throw e;
     }
   }
@@ -98,69 +112,45 @@ class MockDomain implements PagingDomain {
 /** Input and output size of the smmuv3 and vtd paging domains: 48 bits (the foundation's geometry). */
 const ADDRESS_BITS = 48;
 
-/**
- * A paging domain in a real 4 KiB-granule format: Arm VMSAv8-64 stage 1 or 2, or the VT-d
- * second stage, built by {@link RadixPageTable} and published with its packed walk configuration.
- */
-class RadixDomain implements PagingDomain {
-  readonly geometry: DomainGeometry;
-  readonly format: number;
-  readonly descriptor: number;
-  readonly table: RadixPageTable;
-  readonly #ctx: IommufdCtx;
-
-  constructor(ctx: IommufdCtx, geometry: DomainGeometry, format: number, codec: RadixCodec, walkConfig: number) {
-    this.#ctx = ctx;
-    this.geometry = geometry;
-    this.format = format;
-    this.table = new RadixPageTable(ctx.memory.phys, ctx.memory.frames, codec);
-    try {
-      ctx.faults.step('publish domain descriptor');
-      const d = ctx.tables.publishDomain(format, this.table.rootPa, walkConfig);
-      if (d < 0) throw new IommufdError('ENOMEM', 'domain descriptor table is full');
-      this.descriptor = d;
-    } catch (e) {
-      this.table.free();
-      throw e;
-    }
-  }
-
-  map(iova: bigint, length: bigint, pa: PaSource, prot: number, huge: boolean): void {
-    this.table.map(Number(iova), Number(length), pa, prot, huge);
-  }
-
-  unmap(iova: bigint, length: bigint): bigint {
-    return BigInt(this.table.unmap(Number(iova), Number(length)));
-  }
-
-  free(): void {
-    this.table.free();
-    this.#ctx.memory.retireOther(this.descriptor);
-  }
+/** A domain over a new {@link RadixPageTable} of `codec`. */
+function radixDomain(
+  ctx: IommufdCtx,
+  kind: IommuKind,
+  format: number,
+  codec: RadixCodec,
+  walkConfig: number,
+): PagingDomain {
+  const table = new RadixPageTable(ctx.memory.phys, ctx.memory.frames, codec);
+  return new TableDomain(ctx, DRIVERS[kind].geometry, format, table, walkConfig);
 }
 
 /** Builds the domain of `kind`: smmuv3 stage 1 (stage 2 for a nest parent), vtd second stage, or mock. */
 function newDomain(ctx: IommufdCtx, kind: IommuKind, nestParent: boolean): PagingDomain {
-  const geometry = DRIVERS[kind].geometry;
   switch (kind) {
     case 'mock':
-      return new MockDomain(ctx);
+      return new TableDomain(
+        ctx,
+        MOCK_GEOMETRY,
+        DomainFormat.Mock,
+        new MockPageTable(ctx.memory.phys, ctx.memory.frames),
+        0,
+      );
     case 'smmuv3': {
       if (nestParent) {
         // Linux's arm_64_lpae_alloc_pgtable_s2 for a 48-bit IPA: start level 0, one table.
         const cfg = armS2Config(64 - ADDRESS_BITS, linuxS2Sl0(ADDRESS_BITS), ADDRESS_BITS);
-        return new RadixDomain(
+        return radixDomain(
           ctx,
-          geometry,
+          kind,
           DomainFormat.ArmS2,
           armS2Codec(cfg),
           packWalkConfig(cfg.startLevel, cfg.inputSize, cfg.outputSize),
         );
       }
       const cfg = armS1Config(64 - ADDRESS_BITS, ADDRESS_BITS);
-      return new RadixDomain(
+      return radixDomain(
         ctx,
-        geometry,
+        kind,
         DomainFormat.ArmS1,
         armS1Codec(cfg),
         packWalkConfig(cfg.startLevel, cfg.inputSize, cfg.outputSize),
@@ -168,9 +158,9 @@ function newDomain(ctx: IommufdCtx, kind: IommuKind, nestParent: boolean): Pagin
     }
     case 'vtd': {
       const codec = vtdSecondStageCodec(ADDRESS_BITS);
-      return new RadixDomain(
+      return radixDomain(
         ctx,
-        geometry,
+        kind,
         DomainFormat.VtdSecondStage,
         codec,
         packWalkConfig(codec.startLevel, ADDRESS_BITS, ADDRESS_BITS),
