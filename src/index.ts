@@ -11,6 +11,7 @@ export {
   type TranslateFaultInfo,
   type HostMemory,
   type FaultInjection,
+  type CacheStats,
 } from './iommufd.js';
 export { IommufdError, type Errno } from './util/errors.js';
 export { IovaRangesTooSmall } from './registry/index.js';

@@ -17,6 +17,34 @@ export interface OpenOptions {
    * reads a freed table sees recognisable garbage. Off by default.
    */
   poisonFreedFrames?: number;
+  /**
+   * The IOTLB that every translation goes through: `false` turns it off; otherwise its size in
+   * entries (default 65536, 32 bytes each) and shards (default 8).
+   */
+  iotlb?: false | { entries?: number; shards?: number };
+}
+
+/** IOTLB counters: the table's, and the hits and misses of this fd's own translations. */
+export interface CacheStats {
+  /** Translations served from the IOTLB. */
+  hits: number;
+  /** Translations that walked. */
+  misses: number;
+  /** Entries inserted. */
+  fills: number;
+  /** Fills skipped because an invalidation raced the walk, or the shard was busy. */
+  discardedFills: number;
+  /** Entries replaced to make room. */
+  evictions: number;
+  /** Entries cleared by range invalidations. */
+  invalidated: number;
+  /** Range invalidations turned into a flush of the whole domain. */
+  overInvalidations: number;
+  /** Times the clock was reset, emptying the table. */
+  rollovers: number;
+  /** Slots, and bytes per slot. */
+  capacity: number;
+  bytesPerEntry: number;
 }
 
 /** An inclusive IOVA range. */
@@ -109,6 +137,8 @@ export class Iommufd {
     this.#ctx = new reg.IommufdCtx({
       memoryBytes: opts.memoryBytes ?? DEFAULT_MEMORY_BYTES,
       privileged: opts.privileged ?? true,
+      iotlbEntries: opts.iotlb === false ? 0 : (opts.iotlb?.entries ?? 65536),
+      iotlbShards: opts.iotlb === false ? 1 : (opts.iotlb?.shards ?? 8),
     });
     if (opts.poisonFreedFrames !== undefined) this.#ctx.memory.frames.poison = opts.poisonFreedFrames;
     const mm = this.#ctx.mm;
@@ -144,6 +174,11 @@ export class Iommufd {
     const o = argObject('opts', opts)!;
     if (o['memoryBytes'] !== undefined) argInt('memoryBytes', o['memoryBytes'], 0, Number.MAX_SAFE_INTEGER);
     argOptBool('privileged', o['privileged']);
+    if (o['iotlb'] !== undefined && o['iotlb'] !== false) {
+      const t = argObject('iotlb', o['iotlb'])!;
+      if (t['entries'] !== undefined) argInt('iotlb.entries', t['entries'], 8, 2 ** 24);
+      if (t['shards'] !== undefined) argInt('iotlb.shards', t['shards'], 1, 256);
+    }
     if (o['poisonFreedFrames'] !== undefined)
       argInt('poisonFreedFrames', o['poisonFreedFrames'], -(2 ** 31), 2 ** 32 - 1);
     return new Iommufd(opts);
@@ -427,7 +462,12 @@ export class Iommufd {
    */
   dataPlane(): DataPlaneHandles {
     this.#live();
-    return { memory: this.#ctx.memory.handles(), tables: this.#ctx.tables.handles() };
+    const tlb = this.#ctx.iotlb;
+    return {
+      memory: this.#ctx.memory.handles(),
+      tables: this.#ctx.tables.handles(),
+      iotlb: tlb === undefined ? undefined : { handles: tlb.handles(), entries: tlb.capacity, shards: tlb.shards },
+    };
   }
 
   /** The data plane's name for a device: its slot in the shared context tables. */
@@ -442,6 +482,26 @@ export class Iommufd {
   snapshot(): unknown {
     this.#live();
     return reg.snapshot(this.#ctx);
+  }
+
+  /** IOTLB counters (all zero without an IOTLB). */
+  cacheStats(): CacheStats {
+    this.#live();
+    const tlb = this.#ctx.iotlb;
+    const t = this.#ctx.translator;
+    const c = tlb?.counters();
+    return {
+      hits: t.hits,
+      misses: t.misses,
+      fills: c?.fills ?? 0,
+      discardedFills: c?.discardedFills ?? 0,
+      evictions: c?.evictions ?? 0,
+      invalidated: c?.invalidated ?? 0,
+      overInvalidations: c?.overInvalidations ?? 0,
+      rollovers: c?.rollovers ?? 0,
+      capacity: tlb?.capacity ?? 0,
+      bytesPerEntry: tlb?.bytesPerEntry ?? 0,
+    };
   }
 
   /** Frames of physical memory in use (allocated or awaiting reclamation). */

@@ -74,6 +74,8 @@ export class WalkFault {
   readonly words = new Int32Array(5);
   /** The faulting IOVA. */
   iova = 0;
+  /** After a successful walk: log2 of the leaf's size (12 for a 4 KiB page, 21 for 2 MiB …). */
+  leafShift = 0;
 
   /** Records a fault and returns its code. */
   set(code: number, level: number, reason: number, iova: number, vendor = 0): number {

@@ -1,3 +1,4 @@
+import { Iotlb } from '../cache/index.js';
 import { HostAddressSpace, SystemMemory } from '../memory/index.js';
 import { ContextTables, Translator } from '../translate/index.js';
 import { FaultInjector } from '../util/fail-nth.js';
@@ -10,6 +11,9 @@ export interface ContextOptions {
   memoryBytes: number;
   /** Whether the caller has CAP_SYS_RESOURCE (RLIMIT_MODE set). */
   privileged: boolean;
+  /** IOTLB entries (0: no IOTLB) and shards. */
+  iotlbEntries: number;
+  iotlbShards: number;
 }
 
 /** Destroy handlers, one per object kind (the kernel's per-type ops table). */
@@ -30,6 +34,8 @@ export class IommufdCtx {
   readonly mm: HostAddressSpace;
   /** Data-plane tables in shared memory. */
   readonly tables: ContextTables;
+  /** The IOTLB, shared by every translating thread (undefined when disabled). */
+  readonly iotlb: Iotlb | undefined;
   /** The control-plane thread's translator. */
   readonly translator: Translator;
   /** Whether RLIMIT_MODE may be set. */
@@ -46,7 +52,8 @@ export class IommufdCtx {
     this.mm = new HostAddressSpace(this.memory.phys, this.memory.frames);
     this.tables = new ContextTables(this.memory.phys, this.memory.frames);
     this.memory.onReclaimOther = (index) => this.tables.recycleDomain(index);
-    this.translator = new Translator(this.memory.phys, this.tables, this.memory.reclaimer, -1);
+    this.iotlb = opts.iotlbEntries > 0 ? new Iotlb(opts.iotlbEntries, opts.iotlbShards) : undefined;
+    this.translator = new Translator(this.memory.phys, this.tables, this.memory.reclaimer, -1, this.iotlb);
     this.privileged = opts.privileged;
   }
 

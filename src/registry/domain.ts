@@ -88,6 +88,8 @@ class TableDomain implements PagingDomain {
       ctx.faults.step('publish domain descriptor');
       const d = ctx.tables.publishDomain(format, table.rootPa, walkConfig);
       if (d < 0) throw new IommufdError('ENOMEM', 'domain descriptor table is full');
+      // The descriptor index is the IOTLB tag: a reused index starts from the current clock.
+      ctx.iotlb?.resetTag(d);
       this.descriptor = d;
     } catch (e) {
       table.free();
@@ -99,11 +101,20 @@ class TableDomain implements PagingDomain {
     this.table.map(Number(iova), Number(length), pa, prot, huge);
   }
 
+  /**
+   * Unmaps, then invalidates the IOTLB for the range inline, under the owner words of the shards
+   * concerned, before returning (DESIGN.md "The registry"): so no translation that starts after
+   * the unmap can hit a removed entry, and a walk that raced it cannot fill one.
+   */
   unmap(iova: bigint, length: bigint): bigint {
-    return BigInt(this.table.unmap(Number(iova), Number(length)));
+    const n = this.table.unmap(Number(iova), Number(length));
+    this.#ctx.iotlb?.invalidateRange(this.descriptor, Number(iova), Number(length));
+    return BigInt(n);
   }
 
+  /** Frees the table and retires the descriptor; the IOTLB forgets the tag with one epoch store. */
   free(): void {
+    this.#ctx.iotlb?.flushTag(this.descriptor);
     this.table.free();
     this.#ctx.memory.retireOther(this.descriptor);
   }

@@ -1,3 +1,4 @@
+import { Iotlb, type IotlbHandles } from '../cache/index.js';
 import { SystemMemory, type SharedMemoryHandles } from '../memory/index.js';
 import { ContextTables, type ContextHandles } from './tables.js';
 import { Translator } from './translator.js';
@@ -8,6 +9,8 @@ export interface DataPlaneHandles {
   memory: SharedMemoryHandles;
   /** Domain descriptors and device contexts. */
   tables: ContextHandles;
+  /** The IOTLB, if the fd has one: its buffers and geometry. */
+  iotlb?: { handles: IotlbHandles; entries: number; shards: number } | undefined;
 }
 
 /** What a pool hands its translate workers: the buffers, and where each records its reader slot. */

@@ -1,6 +1,8 @@
+import type { Iotlb } from '../cache/index.js';
 import type { EpochReclaimer } from '../memory/reclaim.js';
 import type { PhysMemory } from '../memory/phys.js';
 import {
+  Access,
   armS1Walk,
   armS2Walk,
   FaultReason,
@@ -31,13 +33,25 @@ export class Translator {
   readonly #ctx: ContextTables;
   readonly #reclaimer: EpochReclaimer;
   readonly #slot: number;
+  readonly #iotlb: Iotlb | undefined;
+  readonly #owner: number;
+  /** IOTLB hits by this translator. */
+  hits = 0;
+  /** IOTLB misses by this translator (each followed by a walk). */
+  misses = 0;
 
-  /** Creates a translator over `mem` and `ctx`; `slot` is this thread's reader slot, or -1. */
-  constructor(mem: PhysMemory, ctx: ContextTables, reclaimer: EpochReclaimer, slot: number) {
+  /**
+   * Creates a translator over `mem` and `ctx`; `slot` is this thread's reader slot, or -1. With
+   * an `iotlb`, a translation tries it first and fills it after a walk.
+   */
+  constructor(mem: PhysMemory, ctx: ContextTables, reclaimer: EpochReclaimer, slot: number, iotlb?: Iotlb) {
     this.#i32 = mem.i32;
     this.#ctx = ctx;
     this.#reclaimer = reclaimer;
     this.#slot = slot;
+    this.#iotlb = iotlb;
+    // The owner id a fill takes shard owner words with: reader slot + 1, or 1000 for the control plane.
+    this.#owner = slot >= 0 ? slot + 1 : 1000;
   }
 
   /**
@@ -52,6 +66,23 @@ export class Translator {
     if (domain === 0) {
       result = this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
     } else {
+      const tlb = this.#iotlb;
+      // What the IOTLB caches per entry: R/W/X, and bit 3 "user" (the inverse of Access.Priv),
+      // so that a grant to a privileged request never serves an unprivileged one.
+      const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
+      let s0 = 0;
+      let c0 = 0;
+      if (tlb !== undefined) {
+        const hit = tlb.lookup(domain, iova, want);
+        if (hit >= 0) {
+          this.hits++;
+          if (slot >= 0) this.#reclaimer.exit(slot);
+          return hit;
+        }
+        this.misses++;
+        s0 = tlb.fillSeq(domain, iova);
+        c0 = tlb.fillClock();
+      }
       const ctx = this.#ctx;
       const root = ctx.domainRoot(domain);
       switch (ctx.domainFormat(domain)) {
@@ -73,6 +104,8 @@ export class Translator {
         default:
           result = this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
       }
+      if (result >= 0 && tlb !== undefined)
+        tlb.fill(domain, iova, result, this.fault.leafShift, want, s0, c0, this.#owner);
     }
     if (slot >= 0) this.#reclaimer.exit(slot);
     if (result < 0) this.fault.words[3] = pasid;

@@ -64,6 +64,7 @@ export function x86FirstStageWalk(
       if ((access & Access.Exec) !== 0 && xd !== 0)
         return fault.set(TranslateFault.Permission, level, FaultReason.ExecDenied, iova, VTD_FR.SM_EXEC);
       const size = SIZE[level + 1]!;
+      fault.leafShift = 12 + 9 * (3 - level);
       return addr - (addr % size) + (iova % size);
     }
     if (addr + 4096 > memBytes)
@@ -167,6 +168,7 @@ export function vtdSecondStageWalk(
           sm ? VTD_FR.SM_INTERRUPT_ADDR : VTD_FR.INTERRUPT_ADDR,
         );
       }
+      fault.leafShift = 12 + 9 * (3 - level);
       return out;
     }
     if (addr + 4096 > memBytes) {

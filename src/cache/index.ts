@@ -1,0 +1,12 @@
+/** Translation caches in shared memory (the IOTLB; the config cache and ATC come next). */
+export {
+  Iotlb,
+  SLOT_WORDS,
+  WAYS,
+  MAX_CACHED_SHIFT,
+  MAX_TAGS,
+  CLOCK_LIMIT,
+  OWNER_CONTROL,
+  type IotlbHandles,
+  type IotlbCounters,
+} from './iotlb.js';
