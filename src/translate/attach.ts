@@ -22,8 +22,9 @@ export interface TranslateWorkerData {
 }
 
 /**
- * Builds a translator over shared buffers in another thread. It claims a reader slot, so the
- * control plane's reclamation waits for its walks; `release` gives the slot back.
+ * Builds a translator over shared buffers in another thread, sharing the fd's IOTLB if it has
+ * one. It claims a reader slot, so the control plane's reclamation waits for its walks;
+ * `release` gives the slot back.
  */
 export function attachTranslator(handles: DataPlaneHandles): {
   translator: Translator;
@@ -34,8 +35,10 @@ export function attachTranslator(handles: DataPlaneHandles): {
   const tables = new ContextTables(memory.phys, undefined, handles.tables);
   const slot = memory.reclaimer.acquireSlot();
   if (slot < 0) throw new Error('no free reader slot for this thread (64 threads translate already)');
+  const t = handles.iotlb;
+  const iotlb = t === undefined ? undefined : new Iotlb(t.entries, t.shards, t.handles);
   return {
-    translator: new Translator(memory.phys, tables, memory.reclaimer, slot),
+    translator: new Translator(memory.phys, tables, memory.reclaimer, slot, iotlb),
     slot,
     release: () => memory.reclaimer.releaseSlot(slot),
   };
