@@ -45,8 +45,8 @@ async function run(
   pool.on('error', () => {});
   const cfg: SafetyConfig = {
     dataPlane: fd.dataPlane(),
-    control: control.buffer as SharedArrayBuffer,
-    frameCycle: frameCycle.buffer as SharedArrayBuffer,
+    control: control.buffer,
+    frameCycle: frameCycle.buffer,
     dev: fd.deviceSlot(dev),
     iovas,
     fillGuard,
