@@ -65,11 +65,15 @@ export interface IotlbCounters {
   rollovers: number;
 }
 
+/** A 31-bit hash: non-negative int32, so indexes derived from it stay small integers (V8 Smis). */
 function mix(a: number, b: number): number {
   let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ b;
   h = Math.imul(h ^ (h >>> 15), 0xc2b2ae35);
-  return (h ^ (h >>> 13)) >>> 0;
+  return (h ^ (h >>> 13)) & 0x7fffffff;
 }
+
+/** 2^n for n in 0..63: lookups must not call Math.pow. */
+const POW2: readonly number[] = Array.from({ length: 64 }, (_, n) => 2 ** n);
 
 /**
  * The IOTLB. Create it on the control plane with a capacity; attach in a worker with its handles.
@@ -127,7 +131,7 @@ export class Iotlb {
 
   /** The shard of (tag, iova). */
   shardOf(tag: number, iova: number): number {
-    return mix(tag, Math.floor(iova / 2 ** 21)) % this.shards;
+    return mix(tag, (iova / 2097152) | 0) % this.shards;
   }
 
   /** First slot word of set `set` in shard `shard`. */
@@ -154,10 +158,10 @@ export class Iotlb {
     while (mask !== 0) {
       const shift = 31 - Math.clz32(mask & -mask);
       mask &= mask - 1;
-      const size = 2 ** shift;
+      const size = POW2[shift]!;
       const page = Math.floor(iova / size);
       const keyLo = page | 0;
-      const keyHi = (shift << 24) | Math.floor(page / 2 ** 32);
+      const keyHi = (shift << 24) | ((page / 4294967296) | 0);
       let at = this.#setBase(shard, this.#setOf(tag, page, shift));
       for (let w = 0; w < WAYS; w++, at += SLOT_WORDS) {
         if (slots[at + 1] !== tag || slots[at + 2] !== keyLo || slots[at + 3] !== keyHi) continue;
@@ -213,10 +217,10 @@ export class Iotlb {
       return false;
     }
     if (shift > MAX_CACHED_SHIFT) shift = MAX_CACHED_SHIFT;
-    const size = 2 ** shift;
+    const size = POW2[shift]!;
     const page = Math.floor(iova / size);
     const keyLo = page | 0;
-    const keyHi = (shift << 24) | Math.floor(page / 2 ** 32);
+    const keyHi = (shift << 24) | ((page / 4294967296) | 0);
     const set = this.#setOf(tag, page, shift);
     const base = this.#setBase(shard, set);
     const slots = this.#slots;
@@ -297,7 +301,7 @@ export class Iotlb {
       const hi = Math.min(end, region + 2 ** 21);
       for (let m = this.#shifts[tag]!; m !== 0; m &= m - 1) {
         const shift = 31 - Math.clz32(m & -m);
-        const size = 2 ** shift;
+        const size = POW2[shift]!;
         for (let page = Math.floor(lo / size); page * size < hi; page++)
           cleared += this.#clearPage(shard, tag, page, shift);
       }
@@ -309,7 +313,7 @@ export class Iotlb {
 
   #clearPage(shard: number, tag: number, page: number, shift: number): number {
     const keyLo = page | 0;
-    const keyHi = (shift << 24) | Math.floor(page / 2 ** 32);
+    const keyHi = (shift << 24) | ((page / 4294967296) | 0);
     const slots = this.#slots;
     let at = this.#setBase(shard, this.#setOf(tag, page, shift));
     let n = 0;
