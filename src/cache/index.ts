@@ -10,3 +10,4 @@ export {
   type IotlbHandles,
   type IotlbCounters,
 } from './iotlb.js';
+export { runShardOps, type ShardResult } from './exec.js';

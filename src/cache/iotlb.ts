@@ -328,6 +328,59 @@ export class Iotlb {
     return n;
   }
 
+  // ---- shard-level entry points (the pipeline's executor) -----------------------------------
+
+  /** Tries to take a shard's owner word for `owner` without waiting. */
+  tryOwn(shard: number, owner: number): boolean {
+    return Atomics.compareExchange(this.#shard, shard * SHARD_WORDS + OWNER, 0, owner) === 0;
+  }
+
+  /** Takes a shard's owner word for the control plane, waiting for the holder. */
+  own(shard: number): void {
+    this.#own(shard * SHARD_WORDS);
+  }
+
+  /** Releases a shard's owner word. */
+  release(shard: number): void {
+    this.#release(shard * SHARD_WORDS);
+  }
+
+  /** Who holds a shard's owner word (0: nobody). */
+  ownerOf(shard: number): number {
+    return Atomics.load(this.#shard, shard * SHARD_WORDS + OWNER);
+  }
+
+  /**
+   * Recovery from a holder that died: takes the owner word back from `holder` by compare-and-
+   * swap. Returns whether it did.
+   */
+  reclaimOwner(shard: number, holder: number): boolean {
+    return Atomics.compareExchange(this.#shard, shard * SHARD_WORDS + OWNER, holder, 0) === holder;
+  }
+
+  /**
+   * The part of a range invalidation that falls in `shard`'s regions, run by the shard's owner
+   * (the caller holds the owner word): bumps the invalidation sequence, then clears.
+   */
+  invalidateRangeInShard(shard: number, tag: number, iova: number, length: number): number {
+    const end = iova + length;
+    Atomics.add(this.#shard, shard * SHARD_WORDS + INV_SEQ, 1);
+    let cleared = 0;
+    for (let region = Math.floor(iova / 2097152) * 2097152; region < end; region += 2097152) {
+      if (this.shardOf(tag, region) !== shard) continue;
+      const lo = Math.max(iova, region);
+      const hi = Math.min(end, region + 2097152);
+      for (let m = this.#shifts[tag]!; m !== 0; m &= m - 1) {
+        const shift = 31 - Math.clz32(m & -m);
+        const size = POW2[shift]!;
+        for (let page = Math.floor(lo / size); page * size < hi; page++)
+          cleared += this.#clearPage(shard, tag, page, shift);
+      }
+    }
+    Atomics.add(this.#shard, INVALIDATED, cleared);
+    return cleared;
+  }
+
   /** Advances the clock and returns the value before, rolling the table over near the limit. */
   #tick(): number {
     if (Atomics.load(this.#meta, CLOCK) >= CLOCK_LIMIT) this.#rollover();

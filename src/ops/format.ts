@@ -1,0 +1,78 @@
+/**
+ * The vendor-agnostic op format: both vendors' queue decoders produce it, the pipeline routes
+ * it, and shards execute it. An op list is a Uint32Array (over a SharedArrayBuffer when workers
+ * run it) of fixed 32-byte records, numbered per queue; addresses are hi/lo words.
+ *
+ *   word 0  opcode
+ *   word 1  sequence number on its queue
+ *   word 2  tag: the domain (VMID / DID) the op applies to
+ *   word 3  second tag: ASID / PASID, or the SID for config and ATC ops
+ *   word 4  address bits 31:0
+ *   word 5  address bits 63:32
+ *   word 6  pages (4 KiB units; 0xffffffff: all); CRASH: how many more times to crash
+ *   word 7  flags: bit 0 leaf only; bits 15:8 granule shift; bits 17:16 stage (1, 2, or 3 = both)
+ */
+export const OP_WORDS = 8;
+
+/** Opcodes. */
+export const Op = {
+  Nop: 0,
+  /** Invalidate every IOTLB entry. */
+  IotlbAll: 1,
+  /** Invalidate a VMID or DID (word 7 stage bits: stage 1, stage 2, or both). */
+  IotlbTag: 2,
+  /** Invalidate an ASID or PASID within a tag. */
+  IotlbAsid: 3,
+  /** Invalidate a page range for every ASID of a VMID. */
+  IotlbRangeAllAsid: 4,
+  /** Invalidate a page range (tag, ASID/PASID, address, pages, leaf hint, granule). */
+  IotlbRange: 5,
+  /** Config cache: by SID, by SID and SSID/PASID, by DID, by DID and PASID, or all. */
+  CfgSid: 16,
+  CfgSidSsid: 17,
+  CfgDid: 18,
+  CfgDidPasid: 19,
+  CfgAll: 20,
+  /** Device TLB (ATC): by SID, PASID and range. */
+  AtcInv: 32,
+  /** A barrier: completes when everything before it on its queue has taken effect. */
+  Barrier: 48,
+  /** Reserved for nesting: re-walk a guest stage-1 range into the shadow. */
+  ShadowSync: 64,
+  /** Test only: the worker that runs it dies mid-batch (word 6: how many more times). */
+  Crash: 255,
+} as const;
+
+/** A writer of op lists. */
+export class OpList {
+  /** The records. */
+  readonly words: Uint32Array;
+  /** Ops written. */
+  count = 0;
+
+  /** An op list of room for `capacity` ops, over a SharedArrayBuffer (workers read it in place). */
+  constructor(capacity: number) {
+    this.words = new Uint32Array(new SharedArrayBuffer(capacity * OP_WORDS * 4));
+  }
+
+  /** Appends an op; returns its index. */
+  push(opcode: number, seq: number, tag = 0, tag2 = 0, addr = 0, pages = 0, flags = 0): number {
+    if (this.count * OP_WORDS >= this.words.length) throw new RangeError('op list is full');
+    const at = this.count * OP_WORDS;
+    const w = this.words;
+    w[at] = opcode;
+    w[at + 1] = seq;
+    w[at + 2] = tag;
+    w[at + 3] = tag2;
+    w[at + 4] = addr % 4294967296;
+    w[at + 5] = Math.floor(addr / 4294967296);
+    w[at + 6] = pages;
+    w[at + 7] = flags;
+    return this.count++;
+  }
+}
+
+/** The address of op `i`. */
+export function opAddr(words: Uint32Array, i: number): number {
+  return words[i * OP_WORDS + 5]! * 4294967296 + words[i * OP_WORDS + 4]!;
+}

@@ -1,0 +1,122 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Iotlb } from '../../src/cache/index.js';
+import { Op, OpList } from '../../src/ops/index.js';
+import { InvalidationPipeline, type Completion } from '../../src/pipeline/index.js';
+
+const R = 1 | 8;
+const TAG = 3;
+
+function filled(pages: number, shards = 4): Iotlb {
+  const t = new Iotlb(pages * 4, shards);
+  for (let p = 0; p < pages; p++)
+    t.fill(TAG, p * 4096, 0x100_0000 + p * 4096, 12, R, t.fillSeq(TAG, p * 4096), t.fillClock(), 1);
+  return t;
+}
+
+const live = (t: Iotlb, pages: number): number[] => {
+  const out: number[] = [];
+  for (let p = 0; p < pages; p++) if (t.lookup(TAG, p * 4096, R) >= 0) out.push(p);
+  return out;
+};
+
+function shared(t: Iotlb): { handles: ReturnType<Iotlb['handles']>; entries: number; shards: number } {
+  return { handles: t.handles(), entries: t.capacity, shards: t.shards };
+}
+
+describe('invalidation pipeline, inline', () => {
+  it('a range op routed by region clears exactly its pages; the barrier completes with its sequence', async () => {
+    const t = filled(2048); // 8 MiB: four 2 MiB regions, spread over shards
+    const before = live(t, 2048); // set conflicts may have evicted a few fills
+    const p = new InvalidationPipeline(t, shared(t), { threads: 0 });
+    const seen: Completion[] = [];
+    p.completions$.subscribe((c) => seen.push(c));
+    const ops = new OpList(8);
+    ops.push(Op.IotlbRange, 1, TAG, 0, 100 * 4096, 1000); // crosses two regions
+    ops.push(Op.Barrier, 2);
+    expect(await p.submit(ops, 7)).toBe(2);
+    expect(seen).toEqual([{ queue: 7, seq: 2 }]);
+    expect(live(t, 2048)).toEqual(before.filter((x) => x < 100 || x >= 1100));
+    await p.close();
+  });
+
+  it('wide flushes are epoch stores: a tag flush and a global flush', async () => {
+    const t = filled(64);
+    const p = new InvalidationPipeline(t, shared(t), { threads: 0 });
+    t.fill(9, 0, 0x5000, 12, R, t.fillSeq(9, 0), t.fillClock(), 1);
+    const a = new OpList(4);
+    a.push(Op.IotlbTag, 1, TAG);
+    await p.submit(a);
+    expect(live(t, 64)).toEqual([]);
+    expect(t.lookup(9, 0, R)).toBe(0x5000);
+    const b = new OpList(4);
+    b.push(Op.IotlbAll, 2);
+    await p.submit(b);
+    expect(t.lookup(9, 0, R)).toBe(-1);
+    let m = { epochFlushes: 0 };
+    p.metrics$.subscribe((x) => (m = x));
+    expect(m.epochFlushes).toBe(2);
+    await p.close();
+  });
+
+  it('barriers complete in order, batches in submission order, under backpressure', async () => {
+    const t = filled(16);
+    const before16 = live(t, 16);
+    const p = new InvalidationPipeline(t, shared(t), { threads: 0, maxQueued: 2 });
+    const seen: number[] = [];
+    p.completions$.subscribe((c) => seen.push(c.seq));
+    const all = Array.from({ length: 10 }, (_, k) => {
+      const ops = new OpList(4);
+      ops.push(Op.IotlbRange, 2 * k, TAG, 0, k * 4096, 1);
+      ops.push(Op.Barrier, 2 * k + 1);
+      return p.submit(ops);
+    });
+    expect(await Promise.all(all)).toEqual(Array.from({ length: 10 }, (_, k) => 2 * k + 1));
+    expect(seen).toEqual(Array.from({ length: 10 }, (_, k) => 2 * k + 1));
+    expect(live(t, 16)).toEqual([10, 11, 12, 13, 14, 15].filter((x) => before16.includes(x)));
+    await p.close();
+    await expect(p.submit(new OpList(1))).rejects.toMatchObject({ errno: 'EBADF' });
+  });
+});
+
+describe('invalidation pipeline, on the pool', () => {
+  const t = filled(4096, 8);
+  const p = new InvalidationPipeline(t, shared(t), { threads: 2, inlineThreshold: 4 });
+  afterAll(() => p.close());
+
+  it('large segments run on the workers, each shard under its owner word', async () => {
+    const before = live(t, 4096);
+    const ops = new OpList(64);
+    for (let k = 0; k < 32; k++) ops.push(Op.IotlbRange, k, TAG, 0, k * 128 * 4096, 64); // the first half of each 128-page run
+    ops.push(Op.Barrier, 99);
+    expect(await p.submit(ops)).toBe(99);
+    expect(live(t, 4096)).toEqual(before.filter((x) => x % 128 >= 64));
+    let m = { poolSegments: 0 };
+    p.metrics$.subscribe((x) => (m = x));
+    expect(m.poolSegments).toBeGreaterThan(0);
+  });
+
+  it('a worker that dies mid-batch holding its owner word is recovered, and the ops run again', async () => {
+    const ops = new OpList(64);
+    for (let k = 0; k < 8; k++) ops.push(Op.IotlbRange, k, TAG, 0, k * 128 * 4096 + 64 * 4096, 64);
+    ops.push(Op.Crash, 8, 1, 0, 0, 1); // shard 1's worker exits once
+    ops.push(Op.Barrier, 9);
+    expect(await p.submit(ops)).toBe(9);
+    let m = { recoveries: 0 };
+    p.metrics$.subscribe((x) => (m = x));
+    expect(m.recoveries).toBeGreaterThanOrEqual(1);
+    for (let s = 0; s < t.shards; s++) expect(t.ownerOf(s)).toBe(0);
+    for (let k = 0; k < 8; k++) expect(t.lookup(TAG, (k * 128 + 64) * 4096, R)).toBe(-1);
+  });
+
+  it('a batch that keeps killing its worker fails with EIO (the vendor error), and the pipeline goes on', async () => {
+    const bad = new OpList(8);
+    for (let k = 0; k < 4; k++) bad.push(Op.IotlbRange, k, TAG, 0, k * 4096, 1);
+    bad.push(Op.Crash, 5, 2, 0, 0, 10);
+    await expect(p.submit(bad)).rejects.toMatchObject({ errno: 'EIO' });
+    const good = new OpList(8);
+    good.push(Op.IotlbRange, 1, TAG, 0, 3000 * 4096, 1);
+    good.push(Op.Barrier, 2);
+    expect(await p.submit(good)).toBe(2);
+    for (let s = 0; s < t.shards; s++) expect(t.ownerOf(s)).toBe(0);
+  });
+});
