@@ -14,7 +14,7 @@ export {
   type CacheStats,
 } from './iommufd.js';
 export { IommufdError, type Errno } from './util/errors.js';
-export { IovaRangesTooSmall } from './registry/index.js';
+export { IovaRangesTooSmall, InvalidateError } from './registry/index.js';
 export { TranslatePool } from './pipeline/index.js';
 export {
   attachTranslator,

@@ -340,6 +340,35 @@ export class Iommufd {
     });
   }
 
+  /**
+   * IOMMU_HWPT_INVALIDATE on a nested HWPT. Only the mock's `selftest` entries exist so far (the
+   * vendor formats come with the device models). Returns the entries handled; a failure is an
+   * `InvalidateError` whose `entryNum` counts the entries that took effect before it.
+   */
+  hwptInvalidate(
+    hwptId: number,
+    a: { dataType: 'selftest' | 'vtd-s1' | 'arm-smmuv3'; entries: { flags?: { all?: boolean }; iotlbId: number }[] },
+  ): number {
+    this.#live();
+    const o = argObject('args', a)!;
+    if (!Array.isArray(o['entries'])) throw new IommufdError('EINVAL', 'entries must be an array');
+    // Entries are checked one by one, in order, by the registry: a bad one stops the call after
+    // the ones before it took effect, and its error says how many did.
+    return reg.hwptInvalidate(
+      this.#ctx,
+      argId('hwptId', hwptId),
+      argEnum('dataType', o['dataType'], DATA_TYPES),
+      o['entries'] as unknown[],
+    );
+  }
+
+  /** The 4 IOTLB slots of a mock nested HWPT (the selftest's MD_CHECK_IOTLB). ENOENT for another object. */
+  mockNestedIotlb(hwptId: number): number[] {
+    this.#live();
+    const obj = this.#ctx.objects.get(argId('hwptId', hwptId), 'hwpt-nested');
+    return [...obj.iotlb];
+  }
+
   /** Attaches a device's RID (or a PASID) to an IOAS or HWPT; returns the HWPT id now attached. */
   deviceAttach(devId: number, ptId: number, opts?: { pasid?: number }): number {
     this.#live();

@@ -153,6 +153,8 @@ function resolveTarget(
     tryHwpt(pt, undo);
     return pt;
   }
+  if (pt.type === 'hwpt-nested')
+    throw new IommufdError('EOPNOTSUPP', 'attaching to a nested HWPT arrives with nesting');
   if (pt.type !== 'ioas') throw new IommufdError('EINVAL', `ptId ${ptId} is not an IOAS or a HWPT`);
   // iommufd_device_auto_get_domain: any compatible auto domain of the IOAS will do; EINVAL from
   // an attempt means "incompatible, try the next".
@@ -182,6 +184,8 @@ export function deviceAttach(ctx: IommufdCtx, devId: number, ptId: number, pasid
   // As iommufd_device_change_pt: the pt_id lookup (ENOENT) and its type (EINVAL) come first, then
   // the device's slot in the group's attach array (EBUSY), before any domain is tried or allocated.
   const pt = ctx.objects.get(ptId);
+  if (pt.type === 'hwpt-nested')
+    throw new IommufdError('EOPNOTSUPP', 'attaching to a nested HWPT arrives with nesting');
   if (pt.type !== 'ioas' && pt.type !== 'hwpt-paging')
     throw new IommufdError('EINVAL', `ptId ${ptId} is not an IOAS or a HWPT`);
   if (attached(dev, pasid) !== undefined) throw alreadyAttached(dev, pasid);

@@ -1,6 +1,7 @@
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
 import { allocPagingDomain, DRIVERS } from './domain.js';
+import { hwptNestedAlloc } from './hwpt-nested.js';
 import type { DeviceObject, HwptPagingObject, IoasObject } from './objects.js';
 
 /** HWPT_ALLOC flags. */
@@ -120,10 +121,8 @@ export function hwptAlloc(
     if (flags.nestParent === true || flags.dirtyTracking === true || dataType === 'none') {
       throw new IommufdError('EOPNOTSUPP', 'nested HWPT: unsupported flags or no data');
     }
-    if (pt.autoDomain || !pt.nestParent || pt.kind !== dev.kind) {
-      throw new IommufdError('EINVAL', `HWPT ${pt.id} is not a nest parent of this driver`);
-    }
-    throw new IommufdError('EOPNOTSUPP', `nested data type ${dataType} is not supported yet`);
+    if (a.faultId !== undefined) throw new IommufdError('ENOENT', `no fault queue with id ${a.faultId}`);
+    return hwptNestedAlloc(ctx, dev, pt, dataType, a.data);
   }
   throw new IommufdError('EINVAL', `ptId ${a.ptId} is not an IOAS or a HWPT`);
 }

@@ -24,3 +24,4 @@ export {
 export { destroy, destroyAll, option, snapshot } from './main.js';
 export { DRIVERS, type IommuDriver } from './domain.js';
 export type { IommuKind, Range, ObjectType } from './objects.js';
+export { hwptInvalidate, InvalidateError, type SelftestInvalidation } from './hwpt-nested.js';

@@ -2,12 +2,14 @@ import { IommufdError } from '../util/errors.js';
 import type { DestroyOps, IommufdCtx } from './context.js';
 import { deviceUnbind } from './device.js';
 import { hwptPagingDestroy } from './hwpt.js';
+import { hwptNestedDestroy } from './hwpt-nested.js';
 import { ioasDestroy, ioasOptionHugePages } from './ioas.js';
 import type { IommufdObject } from './objects.js';
 
 /** Destroy, per object kind (keep sorted). */
 const DESTROY_OPS: DestroyOps = {
   device: (ctx, dev) => deviceUnbind(ctx, dev.id),
+  'hwpt-nested': hwptNestedDestroy,
   'hwpt-paging': hwptPagingDestroy,
   ioas: ioasDestroy,
 };
@@ -93,6 +95,8 @@ export function snapshot(ctx: IommufdCtx): unknown {
             auto: o.autoDomain,
             tableFrames: o.domain.table.tableFrames(),
           };
+        case 'hwpt-nested':
+          return { id: o.id, type: o.type, users: o.users, parent: o.parent.id, iotlb: [...o.iotlb] };
         case 'device':
           return {
             id: o.id,

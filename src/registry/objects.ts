@@ -12,7 +12,7 @@ export interface PageTableHandle {
 }
 
 /** Object kinds, as IOMMUFD_OBJ_*. */
-export type ObjectType = 'ioas' | 'hwpt-paging' | 'device';
+export type ObjectType = 'ioas' | 'hwpt-paging' | 'hwpt-nested' | 'device';
 
 /** Device kinds: the kernel selftests' mock, Arm SMMUv3 and Intel VT-d. */
 export type IommuKind = 'mock' | 'smmuv3' | 'vtd';
@@ -75,6 +75,22 @@ export interface HwptPagingObject extends ObjectBase {
   dirtyTracking: boolean;
 }
 
+/** The number of IOTLB slots of the kernel selftest's mock nested domain. */
+export const MOCK_NESTED_IOTLB_SLOTS = 4;
+
+/** A nested HWPT (`iommufd_hwpt_nested`): user-managed stage-1 configuration over a nest parent. */
+export interface HwptNestedObject extends ObjectBase {
+  type: 'hwpt-nested';
+  /** The nest-parent paging HWPT. */
+  parent: HwptPagingObject;
+  /** Which driver allocated it. */
+  kind: IommuKind;
+  /** The nested data type. */
+  dataType: 'selftest';
+  /** The mock nested domain's IOTLB slots (the selftest's MD_CHECK_IOTLB reads them). */
+  iotlb: number[];
+}
+
 /** A bound device. */
 export interface DeviceObject extends ObjectBase {
   type: 'device';
@@ -104,4 +120,4 @@ export interface DeviceObject extends ObjectBase {
 }
 
 /** Any object. */
-export type IommufdObject = IoasObject | HwptPagingObject | DeviceObject;
+export type IommufdObject = IoasObject | HwptPagingObject | HwptNestedObject | DeviceObject;

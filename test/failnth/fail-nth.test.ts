@@ -154,6 +154,33 @@ const scenarios: Record<string, Step[]> = {
     (fd, s) => fd.deviceDetach(s['dev'] as number),
     (fd, s) => fd.deviceUnbind(s['dev'] as number),
   ],
+  nested: [
+    (fd, s) => (s['ioas'] = fd.ioasAlloc()),
+    (fd, s) =>
+      fd.ioasMap(s['ioas'] as number, {
+        userVa: s['va'] as bigint,
+        length: 4n * MiB,
+        iova: A,
+        flags: { fixedIova: true },
+      }),
+    (fd, s) => (s['dev'] = fd.deviceBind({ iommu: 'mock' })),
+    (fd, s) =>
+      (s['parent'] = fd.hwptAlloc({
+        devId: s['dev'] as number,
+        ptId: s['ioas'] as number,
+        flags: { nestParent: true },
+      })),
+    (fd, s) =>
+      (s['nested'] = fd.hwptAlloc({
+        devId: s['dev'] as number,
+        ptId: s['parent'] as number,
+        dataType: 'selftest',
+        data: { iotlb: 7 },
+      })),
+    (fd, s) => fd.hwptInvalidate(s['nested'] as number, { dataType: 'selftest', entries: [{ iotlbId: 1 }] }),
+    (fd, s) => fd.destroy(s['nested'] as number),
+    (fd, s) => fd.destroy(s['parent'] as number),
+  ],
   pasid: [
     (fd, s) => (s['ioas'] = fd.ioasAlloc()),
     (fd, s) =>
