@@ -91,6 +91,8 @@ export class InvalidationPipeline {
   #idle: Promise<void> = Promise.resolve();
   #markIdle: () => void = () => {};
   #closed = false;
+  #lists: Int32Array[] = [];
+  #listLen: Int32Array;
   readonly #m: PipelineMetrics = {
     batches: 0,
     ops: 0,
@@ -111,6 +113,7 @@ export class InvalidationPipeline {
     opts: PipelineOptions = {},
   ) {
     this.#iotlb = iotlb;
+    this.#listLen = new Int32Array(iotlb.shards);
     this.#o = { threads: 2, inlineThreshold: 256, maxQueued: 16, maxAttempts: 3, maxRegions: 512, ...opts };
     this.#metrics = new BehaviorSubject({ ...this.#m });
     this.metrics$ = this.#metrics.asObservable();
@@ -179,8 +182,34 @@ export class InvalidationPipeline {
 
   /** Routes ops [from, to) and runs them; resolves when every shard is done with them. */
   async #segment(w: Uint32Array, from: number, to: number): Promise<void> {
+    const { tasks, routed } = this.#route(w, from, to);
+    if (routed === 0) return;
+    if (this.#pool === undefined || routed < this.#o.inlineThreshold) {
+      this.#m.inlineSegments++;
+      for (const t of tasks) this.#account(this.#runInline(t));
+      return;
+    }
+    this.#m.poolSegments++;
+    const results = await Promise.all(
+      tasks.map((t) => this.#runOnPool({ ...t, list: toShared(t.list.subarray(0, t.n)) })),
+    );
+    for (const r of results) this.#account(r);
+  }
+
+  /**
+   * Route: wide flushes become epoch stores here and now; ranges go to the shards of their
+   * 2 MiB regions (too many regions: a flush of their tag); other ops to shard 0's list.
+   */
+  #route(w: Uint32Array, from: number, to: number): { tasks: ShardTask[]; routed: number } {
     const shards = this.#iotlb.shards;
-    const lists: number[][] = Array.from({ length: shards }, () => []);
+    // Per-shard index lists in reusable scratch arrays: routing allocates nothing per op.
+    if (this.#lists.length === 0 || this.#lists[0]!.length < to - from) {
+      let cap = 64;
+      while (cap < to - from) cap *= 2;
+      this.#lists = Array.from({ length: shards }, () => new Int32Array(cap));
+    }
+    const lists = this.#lists;
+    const n = this.#listLen.fill(0);
     let routed = 0;
     for (let i = from; i < to; i++) {
       const at = i * OP_WORDS;
@@ -206,38 +235,67 @@ export class InvalidationPipeline {
             this.#m.overInvalidations++;
             break;
           }
-          let last = -1;
           for (let r = 0; r < regions; r++) {
             const s = this.#iotlb.shardOf(tag, (first + r) * 2097152);
-            if (s === last || lists[s]!.at(-1) === i) continue;
-            lists[s]!.push(i);
-            last = s;
+            const k = n[s]!;
+            if (k > 0 && lists[s]![k - 1] === i) continue;
+            lists[s]![k] = i;
+            n[s] = k + 1;
             routed++;
           }
           break;
         }
-        case Op.Crash:
-          lists[w[at + 2]! % shards]!.push(i);
+        case Op.Crash: {
+          const s = w[at + 2]! % shards;
+          lists[s]![n[s]!] = i;
+          n[s]!++;
           routed++;
           break;
+        }
         default:
           // Config and ATC ops, shadow sync: counted by the shard that would run them.
-          lists[0]!.push(i);
+          lists[0]![n[0]!] = i;
+          n[0]!++;
           routed++;
       }
     }
-    if (routed === 0) return;
-    const tasks = lists
-      .map((l, shard) => ({ shard, ops: w, list: Int32Array.from(l), n: l.length }))
-      .filter((t) => t.n > 0);
-    if (this.#pool === undefined || routed < this.#o.inlineThreshold) {
-      this.#m.inlineSegments++;
-      for (const t of tasks) this.#account(this.#runInline(t));
-      return;
+    const tasks: ShardTask[] = [];
+    for (let s = 0; s < shards; s++) if (n[s]! > 0) tasks.push({ shard: s, ops: w, list: lists[s]!, n: n[s]! });
+    return { tasks, routed };
+  }
+
+  /**
+   * The doorbell path: runs an op list synchronously on the calling thread, as QEMU serves a
+   * trap on the vCPU thread, and returns the last barrier's sequence (or -1) once everything has
+   * taken effect; completions are emitted before it returns. Only while no submitted batch is
+   * unfinished (EBUSY otherwise: ordering would break); a Crash op is EIO here.
+   */
+  submitSync(ops: OpList, queue = 0): number {
+    if (this.#closed) throw new IommufdError('EBADF', 'the pipeline is closed');
+    if (this.#queued > 0) throw new IommufdError('EBUSY', 'batches are in flight: use submit()');
+    const w = ops.words;
+    let lastBarrier = -1;
+    let start = 0;
+    try {
+      for (let i = 0; i <= ops.count; i++) {
+        const end = i === ops.count;
+        if (!end && w[i * OP_WORDS] !== Op.Barrier) continue;
+        const { tasks, routed } = this.#route(w, start, i);
+        if (routed > 0) this.#m.inlineSegments++;
+        for (const t of tasks) this.#account(this.#runInline(t));
+        if (!end) {
+          lastBarrier = w[i * OP_WORDS + 1]!;
+          this.#m.barriers++;
+          this.completions$.next({ queue, seq: lastBarrier });
+        }
+        start = i + 1;
+      }
+      this.#m.batches++;
+      this.#m.ops += ops.count;
+      return lastBarrier;
+    } finally {
+      this.#metrics.next({ ...this.#m });
     }
-    this.#m.poolSegments++;
-    const results = await Promise.all(tasks.map((t) => this.#runOnPool({ ...t, list: toShared(t.list) })));
-    for (const r of results) this.#account(r);
   }
 
   #runInline(t: ShardTask): ShardResult {

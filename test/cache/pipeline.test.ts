@@ -78,6 +78,36 @@ describe('invalidation pipeline, inline', () => {
   });
 });
 
+describe('the doorbell path (submitSync)', () => {
+  it('runs inline, emits the completion and returns the barrier before it returns', () => {
+    const t = filled(64);
+    const before = live(t, 64);
+    const p = new InvalidationPipeline(t, shared(t), { threads: 0 });
+    const seen: number[] = [];
+    p.completions$.subscribe((c) => seen.push(c.seq));
+    const ops = new OpList(4);
+    ops.push(Op.IotlbRange, 10, TAG, 0, 8 * 4096, 8);
+    ops.push(Op.Barrier, 11);
+    expect(p.submitSync(ops)).toBe(11);
+    expect(seen).toEqual([11]);
+    expect(live(t, 64)).toEqual(before.filter((x) => x < 8 || x >= 16));
+    void p.close();
+  });
+
+  it('refuses to overtake batches in flight (EBUSY), and works again once they are done', async () => {
+    const t = filled(64);
+    const p = new InvalidationPipeline(t, shared(t), { threads: 0 });
+    const ops = new OpList(4);
+    ops.push(Op.IotlbRange, 1, TAG, 0, 0, 1);
+    ops.push(Op.Barrier, 2);
+    const pending = p.submit(ops);
+    expect(() => p.submitSync(ops)).toThrow(expect.objectContaining({ errno: 'EBUSY' }));
+    await pending;
+    expect(p.submitSync(ops)).toBe(2);
+    await p.close();
+  });
+});
+
 describe('invalidation pipeline, on the pool', () => {
   const t = filled(4096, 8);
   const p = new InvalidationPipeline(t, shared(t), { threads: 2, inlineThreshold: 4 });
