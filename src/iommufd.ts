@@ -30,6 +30,8 @@ export interface CacheStats {
   hits: number;
   /** Translations that walked. */
   misses: number;
+  /** Translations served from a device's ATC (requests without PASID from devices with ATS). */
+  atcHits: number;
   /** Entries inserted. */
   fills: number;
   /** Fills skipped because an invalidation raced the walk, or the shard was busy. */
@@ -492,10 +494,12 @@ export class Iommufd {
   dataPlane(): DataPlaneHandles {
     this.#live();
     const tlb = this.#ctx.iotlb;
+    const atc = this.#ctx.atc;
     return {
       memory: this.#ctx.memory.handles(),
       tables: this.#ctx.tables.handles(),
       iotlb: tlb === undefined ? undefined : { handles: tlb.handles(), entries: tlb.capacity, shards: tlb.shards },
+      atc: atc === undefined ? undefined : { handles: atc.handles(), entries: atc.capacity, shards: atc.shards },
     };
   }
 
@@ -522,6 +526,7 @@ export class Iommufd {
     return {
       hits: t.hits,
       misses: t.misses,
+      atcHits: t.atcHits,
       fills: c?.fills ?? 0,
       discardedFills: c?.discardedFills ?? 0,
       evictions: c?.evictions ?? 0,

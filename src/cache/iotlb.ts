@@ -93,6 +93,8 @@ export class Iotlb {
    * thread, to prove that the test catches the race the guard closes.
    */
   fillGuard = true;
+  /** After a hit: log2 of the size of the entry that served it. */
+  lastShift = 0;
 
   /**
    * Creates a table of about `entries` slots over `shards` shards, or attaches to `handles`.
@@ -172,6 +174,7 @@ export class Iotlb {
         const same = slots[at + 1] === tag && slots[at + 2] === keyLo && slots[at + 3] === keyHi;
         if ((v1 & 1) !== 0 || Atomics.load(slots, at) !== v1 || !same) continue;
         if (stamp <= floor || (access & ~granted) !== 0) break;
+        this.lastShift = shift;
         return pa + (iova - page * size);
       }
     }

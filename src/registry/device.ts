@@ -1,4 +1,4 @@
-import { NO_PASID } from '../translate/index.js';
+import { DEV_ATS, NO_PASID } from '../translate/index.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
 import { DRIVERS } from './domain.js';
@@ -33,7 +33,7 @@ export function deviceBind(ctx: IommufdCtx, a: BindArgs): number {
     const id = ctx.objects.reserve();
     undo.push(() => ctx.objects.remove(id));
     ctx.faults.step('device context allocation');
-    const slot = ctx.tables.allocDevice(a.pasidBits ?? 0);
+    const slot = ctx.tables.allocDevice(a.pasidBits ?? 0, a.ats === true ? DEV_ATS : 0);
     if (slot < 0) throw new IommufdError('ENOMEM', 'device context table is full');
     const dev: DeviceObject = {
       type: 'device',
@@ -66,6 +66,7 @@ export function deviceUnbind(ctx: IommufdCtx, devId: number): void {
   deviceDetach(ctx, dev, NO_PASID);
   dev.users--;
   ctx.tables.freeDevice(dev.slot);
+  ctx.atc?.resetTag(dev.slot); // a reused slot must not find this device's ATC entries
   ctx.objects.remove(dev.id);
   ctx.memory.reclaimer.reclaim();
 }
@@ -114,8 +115,21 @@ function reserveRegions(dev: DeviceObject, hwpt: HwptPagingObject, undo: (() => 
 /** Publishes the domain for the device's RID or PASID in the shared context tables. */
 function publish(ctx: IommufdCtx, dev: DeviceObject, pasid: number, hwpt: HwptPagingObject | undefined): void {
   const d = hwpt === undefined ? 0 : hwpt.domain.descriptor;
-  if (pasid === NO_PASID) ctx.tables.setRidDomain(dev.slot, d);
-  else ctx.tables.setPasidDomain(dev.slot, pasid, d);
+  if (pasid !== NO_PASID) {
+    ctx.tables.setPasidDomain(dev.slot, pasid, d);
+    return;
+  }
+  ctx.tables.setRidDomain(dev.slot, d);
+  if (!dev.ats) return;
+  // Replace and detach drop the device's ATC entries (DESIGN.md "Nesting, shadow updates and
+  // replace"), and the domains' unmaps learn which ATS devices they must invalidate.
+  ctx.atc?.flushTag(dev.slot);
+  if (dev.rid !== undefined) ctx.atsDevices.get(dev.rid.domain.descriptor)?.delete(dev.slot);
+  if (d !== 0) {
+    let set = ctx.atsDevices.get(d);
+    if (set === undefined) ctx.atsDevices.set(d, (set = new Set()));
+    set.add(dev.slot);
+  }
 }
 
 /** `iommufd_hw_pagetable_attach` for one device. */

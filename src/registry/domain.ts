@@ -108,13 +108,18 @@ class TableDomain implements PagingDomain {
    */
   unmap(iova: bigint, length: bigint): bigint {
     const n = this.table.unmap(Number(iova), Number(length));
-    this.#ctx.iotlb?.invalidateRange(this.descriptor, Number(iova), Number(length));
+    const ctx = this.#ctx;
+    ctx.iotlb?.invalidateRange(this.descriptor, Number(iova), Number(length));
+    // Then the ATCs of the ATS devices on this domain, as the kernel flushes device TLBs itself.
+    const ats = ctx.atsDevices.get(this.descriptor);
+    if (ats !== undefined) for (const slot of ats) ctx.atc?.invalidateRange(slot, Number(iova), Number(length));
     return BigInt(n);
   }
 
   /** Frees the table and retires the descriptor; the IOTLB forgets the tag with one epoch store. */
   free(): void {
     this.#ctx.iotlb?.flushTag(this.descriptor);
+    this.#ctx.atsDevices.delete(this.descriptor);
     this.table.free();
     this.#ctx.memory.retireOther(this.descriptor);
   }

@@ -11,6 +11,8 @@ export interface DataPlaneHandles {
   tables: ContextHandles;
   /** The IOTLB, if the fd has one: its buffers and geometry. */
   iotlb?: { handles: IotlbHandles; entries: number; shards: number } | undefined;
+  /** The devices' ATC table, likewise. */
+  atc?: { handles: IotlbHandles; entries: number; shards: number } | undefined;
 }
 
 /** What a pool hands its translate workers: the buffers, and where each records its reader slot. */
@@ -37,8 +39,10 @@ export function attachTranslator(handles: DataPlaneHandles): {
   if (slot < 0) throw new Error('no free reader slot for this thread (64 threads translate already)');
   const t = handles.iotlb;
   const iotlb = t === undefined ? undefined : new Iotlb(t.entries, t.shards, t.handles);
+  const a = handles.atc;
+  const atc = a === undefined ? undefined : new Iotlb(a.entries, a.shards, a.handles);
   return {
-    translator: new Translator(memory.phys, tables, memory.reclaimer, slot, iotlb),
+    translator: new Translator(memory.phys, tables, memory.reclaimer, slot, iotlb, atc),
     slot,
     release: () => memory.reclaimer.releaseSlot(slot),
   };

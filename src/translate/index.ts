@@ -1,5 +1,5 @@
 /** The DMA translation data plane: shared context tables and the translation hot path. */
-export { ContextTables, DomainFormat, MAX_DOMAINS, MAX_DEVICES, type ContextHandles } from './tables.js';
+export { ContextTables, DEV_ATS, DomainFormat, MAX_DOMAINS, MAX_DEVICES, type ContextHandles } from './tables.js';
 export { Translator, NO_PASID } from './translator.js';
 export {
   attachTranslator,

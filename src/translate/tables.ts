@@ -10,7 +10,9 @@ export const MAX_DOMAINS = 4096;
 export const MAX_DEVICES = 4096;
 
 const DOMAIN_WORDS = 4; // [format, rootPa (u32), packed walk configuration, reserved]
-const DEVICE_WORDS = 4; // [ridDomain, pasidDirFrame + 1, pasidBits, reserved]
+const DEVICE_WORDS = 4; // [ridDomain, pasidDirFrame + 1, pasidBits, flags (bit 0: ATS)]
+/** Device context flag: the device has an ATC (PCIe ATS). */
+export const DEV_ATS = 1;
 const PASID_DIR_BITS = 10; // PASID bits 19:10 index the directory, 9:0 the leaf
 const PASID_LEAF_MASK = (1 << PASID_DIR_BITS) - 1;
 
@@ -79,13 +81,14 @@ export class ContextTables {
   // ---- device contexts (control plane) ------------------------------------------------------
 
   /** Claims a device slot, or -1 when the table is full. */
-  allocDevice(pasidBits: number): number {
+  allocDevice(pasidBits: number, flags = 0): number {
     const s = this.#freeDevices.pop();
     if (s === undefined) return -1;
     const at = s * DEVICE_WORDS;
     Atomics.store(this.devices, at, 0);
     Atomics.store(this.devices, at + 1, 0);
     Atomics.store(this.devices, at + 2, pasidBits);
+    Atomics.store(this.devices, at + 3, flags);
     return s;
   }
 
@@ -157,6 +160,11 @@ export class ContextTables {
   }
 
   // ---- lookups (data plane, allocation-free) ------------------------------------------------
+
+  /** A device's flags (DEV_ATS). */
+  deviceFlags(slot: number): number {
+    return slot >= 1 && slot < MAX_DEVICES ? this.devices[slot * DEVICE_WORDS + 3]! : 0;
+  }
 
   /** The RID's domain index (0: none, also for a slot out of range). */
   ridDomain(slot: number): number {

@@ -12,7 +12,7 @@ import {
   WalkFault,
   x86FirstStageWalk,
 } from '../pgtable/index.js';
-import { ContextTables, DomainFormat } from './tables.js';
+import { ContextTables, DEV_ATS, DomainFormat } from './tables.js';
 
 /** The PASID value that means "no PASID": the request is translated by the RID's domain. */
 export const NO_PASID = -1;
@@ -34,22 +34,34 @@ export class Translator {
   readonly #reclaimer: EpochReclaimer;
   readonly #slot: number;
   readonly #iotlb: Iotlb | undefined;
+  readonly #atc: Iotlb | undefined;
   readonly #owner: number;
   /** IOTLB hits by this translator. */
   hits = 0;
   /** IOTLB misses by this translator (each followed by a walk). */
   misses = 0;
+  /** ATC hits by this translator (requests without PASID from devices with ATS). */
+  atcHits = 0;
 
   /**
    * Creates a translator over `mem` and `ctx`; `slot` is this thread's reader slot, or -1. With
-   * an `iotlb`, a translation tries it first and fills it after a walk.
+   * an `iotlb`, a translation tries it first and fills it after a walk; with an `atc` (tagged by
+   * device slot), a request without PASID from a device with ATS tries that before the IOTLB.
    */
-  constructor(mem: PhysMemory, ctx: ContextTables, reclaimer: EpochReclaimer, slot: number, iotlb?: Iotlb) {
+  constructor(
+    mem: PhysMemory,
+    ctx: ContextTables,
+    reclaimer: EpochReclaimer,
+    slot: number,
+    iotlb?: Iotlb,
+    atc?: Iotlb,
+  ) {
     this.#i32 = mem.i32;
     this.#ctx = ctx;
     this.#reclaimer = reclaimer;
     this.#slot = slot;
     this.#iotlb = iotlb;
+    this.#atc = atc;
     // The owner id a fill takes shard owner words with: reader slot + 1, or 1000 for the control plane.
     this.#owner = slot >= 0 ? slot + 1 : 1000;
   }
@@ -72,10 +84,25 @@ export class Translator {
       const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
       let s0 = 0;
       let c0 = 0;
+      // The device's own ATC (PCIe ATS) first, for requests without PASID.
+      const atc = pasid === NO_PASID && (this.#ctx.deviceFlags(dev) & DEV_ATS) !== 0 ? this.#atc : undefined;
+      let a0 = 0;
+      let ac0 = 0;
+      if (atc !== undefined) {
+        const hit = atc.lookup(dev, iova, want);
+        if (hit >= 0) {
+          this.atcHits++;
+          if (slot >= 0) this.#reclaimer.exit(slot);
+          return hit;
+        }
+        a0 = atc.fillSeq(dev, iova);
+        ac0 = atc.fillClock();
+      }
       if (tlb !== undefined) {
         const hit = tlb.lookup(domain, iova, want);
         if (hit >= 0) {
           this.hits++;
+          if (atc !== undefined) atc.fill(dev, iova, hit, tlb.lastShift, want, a0, ac0, this.#owner);
           if (slot >= 0) this.#reclaimer.exit(slot);
           return hit;
         }
@@ -104,8 +131,10 @@ export class Translator {
         default:
           result = this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
       }
-      if (result >= 0 && tlb !== undefined)
-        tlb.fill(domain, iova, result, this.fault.leafShift, want, s0, c0, this.#owner);
+      if (result >= 0) {
+        if (tlb !== undefined) tlb.fill(domain, iova, result, this.fault.leafShift, want, s0, c0, this.#owner);
+        if (atc !== undefined) atc.fill(dev, iova, result, this.fault.leafShift, want, a0, ac0, this.#owner);
+      }
     }
     if (slot >= 0) this.#reclaimer.exit(slot);
     if (result < 0) this.fault.words[3] = pasid;

@@ -165,6 +165,33 @@ describe('IOTLB in the translation path', () => {
     void fd.close();
   });
 
+  it('an ATS device is served from its ATC; an unmap invalidates it inline; a replace drops it', () => {
+    const fd = Iommufd.open({ memoryBytes: 16 * 2 ** 20 });
+    const a = fd.ioasAlloc();
+    const b = fd.ioasAlloc();
+    const dev = fd.deviceBind({ iommu: 'smmuv3', ats: true });
+    const plain = fd.deviceBind({ iommu: 'smmuv3' });
+    fd.deviceAttach(dev, a);
+    fd.deviceAttach(plain, a);
+    const va = fd.memory.mmap(3n * 4096n);
+    fd.ioasMap(a, { userVa: va, length: 4096n, iova: 0x100000n, flags: { fixedIova: true } });
+    fd.ioasMap(b, { userVa: va + 4096n, length: 4096n, iova: 0x100000n, flags: { fixedIova: true } });
+    const pa = fd.translate(dev, 0x100000, R);
+    expect(fd.translate(dev, 0x100000, R)).toBe(pa);
+    expect(fd.cacheStats().atcHits).toBe(1);
+    expect(fd.translate(plain, 0x100000, R)).toBe(pa); // an IOTLB hit: no ATC for this device
+    expect(fd.translate(plain, 0x100000, R)).toBe(pa);
+    expect(fd.cacheStats().atcHits).toBe(1);
+    // Replace: the device's ATC entries go with the old domain.
+    fd.deviceReplace(dev, b);
+    expect(fd.translate(dev, 0x100000, R)).toBe(pa + 4096);
+    // An unmap of the device's domain invalidates its ATC before it returns.
+    expect(fd.translate(dev, 0x100000, R)).toBe(pa + 4096);
+    fd.ioasUnmap(b, 0x100000n, 4096n);
+    expect(fd.translate(dev, 0x100000, R)).toBeLessThan(0);
+    void fd.close();
+  });
+
   it('can be turned off', () => {
     const fd = Iommufd.open({ memoryBytes: 16 * 2 ** 20, iotlb: false });
     expect(fd.cacheStats().capacity).toBe(0);

@@ -18,12 +18,13 @@ async function run(
   kind: 'vtd' | 'mock',
   fillGuard: boolean,
   cycles: number,
+  ats = false,
 ): Promise<{ reports: SafetyReport[]; stats: ReturnType<Iommufd['cacheStats']> }> {
   const fd = Iommufd.open({ memoryBytes: 128 * 2 ** 20, iotlb: { entries: 4096, shards: 4 } });
   const base = kind === 'mock' ? 2 ** 24 : 0;
   const iovas = IOVAS.map((v) => base + (v % 2 ** 30));
   const ioas = fd.ioasAlloc();
-  const dev = fd.deviceBind({ iommu: kind });
+  const dev = fd.deviceBind({ iommu: kind, ats });
   fd.deviceAttach(dev, ioas);
   const pages = cycles * iovas.length;
   const va = fd.memory.mmap(BigInt(pages * 4096));
@@ -101,6 +102,16 @@ describe('IOTLB safety: no stale translation after a barrier (DESIGN.md invarian
       expect(total.m).toBeGreaterThan(0);
     },
   );
+
+  it('vtd with ATS: the device ATC in front of the IOTLB keeps the invariant too', async () => {
+    const { reports, stats } = await run('vtd', true, CYCLES, true);
+    const stale = reports.reduce((a, r) => a + r.stale, 0);
+    const translations = reports.reduce((a, r) => a + r.translations, 0);
+    console.log('iotlb safety vtd+ats:', JSON.stringify({ translations, stale, invalidated: stats.invalidated }));
+    expect(reports.flatMap((r) => r.samples)).toEqual([]);
+    expect(stale).toBe(0);
+    expect(translations).toBeGreaterThan(10_000);
+  });
 
   it('negative control: with the fill guard off in the device threads, stale translations appear', async () => {
     let stale = 0;

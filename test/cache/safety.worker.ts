@@ -36,7 +36,10 @@ export default function walk(cfg: SafetyConfig): SafetyReport {
   const iotlb = new Iotlb(t.entries, t.shards, t.handles);
   iotlb.fillGuard = cfg.fillGuard;
   const slot = memory.reclaimer.acquireSlot();
-  const translator = new Translator(memory.phys, tables, memory.reclaimer, slot, iotlb);
+  const a = cfg.dataPlane.atc;
+  const atc = a === undefined ? undefined : new Iotlb(a.entries, a.shards, a.handles);
+  if (atc !== undefined) atc.fillGuard = cfg.fillGuard;
+  const translator = new Translator(memory.phys, tables, memory.reclaimer, slot, iotlb, atc);
   const control = new Int32Array(cfg.control);
   const frameCycle = new Int32Array(cfg.frameCycle);
   const r: SafetyReport = { translations: 0, mapped: 0, stale: 0, unknown: 0, samples: [] };
