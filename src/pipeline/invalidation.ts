@@ -37,7 +37,12 @@ export interface PipelineMetrics {
 export interface PipelineOptions {
   /** Worker threads (0: everything inline). Default 2. */
   threads?: number;
-  /** A segment with fewer routed ops than this runs inline on the calling thread. Default 256. */
+  /**
+   * A segment with fewer routed ops than this runs inline on the calling thread. Default 65536:
+   * the T1 sweep (perf/RESULTS.md) found the pool slower than inline at every batch size up to
+   * 16384 ops on this 2-core machine, so only very large segments go to the pool. Measure again
+   * on a machine with more cores.
+   */
   inlineThreshold?: number;
   /** Batches accepted but not finished before `submit` waits for room. Default 16. */
   maxQueued?: number;
@@ -114,7 +119,7 @@ export class InvalidationPipeline {
   ) {
     this.#iotlb = iotlb;
     this.#listLen = new Int32Array(iotlb.shards);
-    this.#o = { threads: 2, inlineThreshold: 256, maxQueued: 16, maxAttempts: 3, maxRegions: 512, ...opts };
+    this.#o = { threads: 2, inlineThreshold: 65536, maxQueued: 16, maxAttempts: 3, maxRegions: 512, ...opts };
     this.#metrics = new BehaviorSubject({ ...this.#m });
     this.metrics$ = this.#metrics.asObservable();
     this.#pool =
