@@ -73,31 +73,34 @@ export class Translator {
   translate(dev: number, iova: number, access: number, pasid: number): number {
     const slot = this.#slot;
     if (slot >= 0) this.#reclaimer.enter(slot);
+    // What the caches keep per entry: R/W/X, and bit 3 "user" (the inverse of Access.Priv), so
+    // that a grant to a privileged request never serves an unprivileged one.
+    const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
+    // The device's own ATC (PCIe ATS), for requests without PASID. It is tagged by device, not
+    // by domain, so its fill sequence and clock are read before the device's domain: a replace
+    // switches the domain and then flushes the device's ATC tag, which outdates any fill from a
+    // walk that still saw the old domain.
+    const atc = pasid === NO_PASID && (this.#ctx.deviceFlags(dev) & DEV_ATS) !== 0 ? this.#atc : undefined;
+    let a0 = 0;
+    let ac0 = 0;
+    if (atc !== undefined) {
+      a0 = atc.fillSeq(dev, iova);
+      ac0 = atc.fillClock();
+      const hit = atc.lookup(dev, iova, want);
+      if (hit >= 0) {
+        this.atcHits++;
+        if (slot >= 0) this.#reclaimer.exit(slot);
+        return hit;
+      }
+    }
     const domain = pasid === NO_PASID ? this.#ctx.ridDomain(dev) : this.#ctx.pasidDomain(dev, pasid);
     let result: number;
     if (domain === 0) {
       result = this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
     } else {
       const tlb = this.#iotlb;
-      // What the IOTLB caches per entry: R/W/X, and bit 3 "user" (the inverse of Access.Priv),
-      // so that a grant to a privileged request never serves an unprivileged one.
-      const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
       let s0 = 0;
       let c0 = 0;
-      // The device's own ATC (PCIe ATS) first, for requests without PASID.
-      const atc = pasid === NO_PASID && (this.#ctx.deviceFlags(dev) & DEV_ATS) !== 0 ? this.#atc : undefined;
-      let a0 = 0;
-      let ac0 = 0;
-      if (atc !== undefined) {
-        const hit = atc.lookup(dev, iova, want);
-        if (hit >= 0) {
-          this.atcHits++;
-          if (slot >= 0) this.#reclaimer.exit(slot);
-          return hit;
-        }
-        a0 = atc.fillSeq(dev, iova);
-        ac0 = atc.fillClock();
-      }
       if (tlb !== undefined) {
         const hit = tlb.lookup(domain, iova, want);
         if (hit >= 0) {
