@@ -30,8 +30,11 @@ const owner = 1000 + threadId;
 /** Runs one shard's ops: takes the owner word (waiting for inline runs to release it), runs, releases. */
 export default function runTask(task: ShardTask): ShardResult {
   while (!iotlb.tryOwn(task.shard, owner)) Atomics.wait(nap, 0, 0, 0.05);
-  // A Crash op exits the thread while it holds the owner word: what the pipeline must recover from.
-  const r = runShardOps(iotlb, task.shard, task.ops, task.list, task.n, () => process.exit(1));
-  iotlb.release(task.shard);
-  return r;
+  // A Crash op exits the thread while it holds the owner word: what the pipeline must recover
+  // from. An ordinary exception releases it.
+  try {
+    return runShardOps(iotlb, task.shard, task.ops, task.list, task.n, () => process.exit(1));
+  } finally {
+    iotlb.release(task.shard);
+  }
 }

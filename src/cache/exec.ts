@@ -5,7 +5,7 @@ import type { Iotlb } from './iotlb.js';
 export interface ShardResult {
   /** IOTLB entries cleared. */
   cleared: number;
-  /** Config-cache and ATC ops: counted, and not run until those caches exist. */
+  /** Config-cache and shadow-sync ops: counted, and not run until the config cache and nesting exist. */
   unsupported: number;
 }
 
@@ -42,7 +42,6 @@ export function runShardOps(
       case Op.CfgDid:
       case Op.CfgDidPasid:
       case Op.CfgAll:
-      case Op.AtcInv:
       case Op.ShadowSync:
         unsupported++;
         break;

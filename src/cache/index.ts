@@ -7,6 +7,7 @@ export {
   MAX_TAGS,
   CLOCK_LIMIT,
   OWNER_CONTROL,
+  OWNER_WORKER_BASE,
   type IotlbHandles,
   type IotlbCounters,
 } from './iotlb.js';

@@ -32,6 +32,7 @@ export const CLOCK_LIMIT = 2 ** 31 - 2 ** 20;
 const CLOCK = 0;
 const GLOBAL_EPOCH = 1;
 const ROLLOVERS = 2;
+const STOLEN = 3; // owner words taken back from dead workers by a synchronous caller
 const HEADER_WORDS = 4;
 // Per-shard words.
 const OWNER = 0;
@@ -44,8 +45,12 @@ const INVALIDATED = 6;
 const OVER_INVALIDATIONS = 7;
 const SHARD_WORDS = 8;
 
-/** Owner id of the control-plane thread. */
+/** Owner id of the control-plane thread's invalidations. */
 export const OWNER_CONTROL = -1;
+/** Owner ids from here up belong to pipeline workers (1000 + threadId). */
+export const OWNER_WORKER_BASE = 1001;
+/** How long a synchronous caller waits for a worker's owner word before it deems the worker dead. */
+const STALE_OWNER_MS = 2000;
 
 /** The shared buffers of an IOTLB. */
 export interface IotlbHandles {
@@ -63,6 +68,8 @@ export interface IotlbCounters {
   invalidated: number;
   overInvalidations: number;
   rollovers: number;
+  /** Owner words taken back from dead workers. */
+  stolenOwners: number;
 }
 
 /** A 31-bit hash: non-negative int32, so indexes derived from it stay small integers (V8 Smis). */
@@ -214,7 +221,13 @@ export class Iotlb {
       Atomics.add(this.#shard, sw + DISCARDED, 1);
       return false;
     }
-    if (this.fillGuard && Atomics.load(this.#shard, sw + INV_SEQ) !== s0) {
+    // Refused: a sequence that moved (an invalidation raced the walk), a stamp from before a
+    // rollover (above the clock), or an address the slot cannot hold (PA >= 2^32).
+    if (
+      (this.fillGuard && Atomics.load(this.#shard, sw + INV_SEQ) !== s0) ||
+      c0 > Atomics.load(this.#meta, CLOCK) ||
+      pa >= 4294967296
+    ) {
       Atomics.store(this.#shard, sw + OWNER, 0);
       Atomics.add(this.#shard, sw + DISCARDED, 1);
       return false;
@@ -263,9 +276,22 @@ export class Iotlb {
   // ---- invalidation (the control plane) -----------------------------------------------------
 
   #own(sw: number): void {
-    while (Atomics.compareExchange(this.#shard, sw + OWNER, 0, OWNER_CONTROL) !== 0) {
-      // Holders are fills and batches that release within microseconds; wait a little.
-      Atomics.wait(this.#shard, sw + OWNER, Atomics.load(this.#shard, sw + OWNER), 1);
+    let waited = 0;
+    for (;;) {
+      const holder = Atomics.compareExchange(this.#shard, sw + OWNER, 0, OWNER_CONTROL);
+      if (holder === 0) return;
+      // Holders are fills and shard tasks, which release within milliseconds; wait a little.
+      Atomics.wait(this.#shard, sw + OWNER, holder, 1);
+      waited++;
+      // A worker that holds the word this long died mid-batch (its task is bounded). The
+      // synchronous caller cannot wait for the pipeline's asynchronous recovery, so it takes the
+      // word back itself and flushes everything, since the dead worker may have left its work
+      // half done.
+      if (holder >= OWNER_WORKER_BASE && waited >= STALE_OWNER_MS && this.reclaimOwner(sw / SHARD_WORDS, holder)) {
+        Atomics.add(this.#meta, STOLEN, 1);
+        this.flushAll();
+        waited = 0;
+      }
     }
   }
 
@@ -423,10 +449,12 @@ export class Iotlb {
       slots[at + 6] = 0;
       Atomics.store(slots, at, ((v + 1) | 1) + 1);
     }
-    for (let s = 0; s < this.shards; s++) Atomics.add(this.#shard, s * SHARD_WORDS + INV_SEQ, 1);
-    this.#epoch.fill(0);
+    // The clock and epochs are reset before the sequences move: a fill that reads the new
+    // sequence then also reads the new clock (a fill stamped above the clock is refused anyway).
+    for (let t = 0; t < MAX_TAGS; t++) Atomics.store(this.#epoch, t, 0);
     Atomics.store(this.#meta, GLOBAL_EPOCH, 0);
     Atomics.store(this.#meta, CLOCK, 1);
+    for (let s = 0; s < this.shards; s++) Atomics.add(this.#shard, s * SHARD_WORDS + INV_SEQ, 1);
     Atomics.add(this.#meta, ROLLOVERS, 1);
     for (let s = 0; s < this.shards; s++) this.#release(s * SHARD_WORDS);
   }
@@ -450,6 +478,7 @@ export class Iotlb {
       invalidated: Atomics.load(this.#shard, INVALIDATED),
       overInvalidations: Atomics.load(this.#shard, OVER_INVALIDATIONS),
       rollovers: Atomics.load(this.#meta, ROLLOVERS),
+      stolenOwners: Atomics.load(this.#meta, STOLEN),
     };
   }
 }

@@ -1,6 +1,6 @@
 import { BehaviorSubject, concatMap, from, Subject, type Observable, type Subscription } from 'rxjs';
 import type { Piscina } from 'piscina';
-import { runShardOps, type Iotlb, type IotlbHandles, type ShardResult } from '../cache/index.js';
+import { OWNER_WORKER_BASE, runShardOps, type Iotlb, type IotlbHandles, type ShardResult } from '../cache/index.js';
 import { Op, OP_WORDS, opAddr, type OpList } from '../ops/index.js';
 import { IommufdError } from '../util/errors.js';
 import { makePool } from './pool.js';
@@ -27,7 +27,7 @@ export interface PipelineMetrics {
   poolSegments: number;
   /** IOTLB entries cleared. */
   cleared: number;
-  /** Config-cache and ATC ops (not run until those caches exist). */
+  /** Config-cache ops (not run until that cache exists), and ATC ops without an ATC. */
   unsupported: number;
   /** Shard tasks run again after their worker died. */
   recoveries: number;
@@ -50,6 +50,8 @@ export interface PipelineOptions {
   maxAttempts?: number;
   /** Ranges of more 2 MiB regions than this become a flush of their tag. Default 512. */
   maxRegions?: number;
+  /** The devices' ATC table, for ATC invalidation ops (their second tag is the device slot). */
+  atc?: Iotlb | undefined;
 }
 
 interface Job {
@@ -90,7 +92,8 @@ export class InvalidationPipeline {
   readonly #pool: Piscina<ShardTask, ShardResult> | undefined;
   readonly #batches = new Subject<Job>();
   readonly #sub: Subscription;
-  readonly #o: Required<PipelineOptions>;
+  readonly #o: Required<Omit<PipelineOptions, 'atc'>>;
+  readonly #atc: Iotlb | undefined;
   #queued = 0;
   #room: (() => void)[] = [];
   #idle: Promise<void> = Promise.resolve();
@@ -119,7 +122,9 @@ export class InvalidationPipeline {
   ) {
     this.#iotlb = iotlb;
     this.#listLen = new Int32Array(iotlb.shards);
-    this.#o = { threads: 2, inlineThreshold: 65536, maxQueued: 16, maxAttempts: 3, maxRegions: 512, ...opts };
+    const { atc, ...rest } = opts;
+    this.#atc = atc;
+    this.#o = { threads: 2, inlineThreshold: 65536, maxQueued: 16, maxAttempts: 3, maxRegions: 512, ...rest };
     this.#metrics = new BehaviorSubject({ ...this.#m });
     this.metrics$ = this.#metrics.asObservable();
     this.#pool =
@@ -140,7 +145,10 @@ export class InvalidationPipeline {
    */
   async submit(ops: OpList, queue = 0): Promise<number> {
     if (this.#closed) throw new IommufdError('EBADF', 'the pipeline is closed');
-    while (this.#queued >= this.#o.maxQueued) await new Promise<void>((r) => this.#room.push(r));
+    while (this.#queued >= this.#o.maxQueued) {
+      await new Promise<void>((r) => this.#room.push(r));
+      if (this.#closed) throw new IommufdError('EBADF', 'the pipeline was closed while this batch waited for room');
+    }
     if (this.#queued++ === 0) this.#idle = new Promise((r) => (this.#markIdle = r));
     return new Promise<number>((resolve, reject) => this.#batches.next({ ops, queue, resolve, reject }));
   }
@@ -149,7 +157,9 @@ export class InvalidationPipeline {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#idle;
+    // Waiters for room give up (EBADF); what was accepted runs to the end.
+    for (const wake of this.#room.splice(0)) wake();
+    while (this.#queued > 0) await this.#idle;
     this.#batches.complete();
     this.#sub.unsubscribe();
     await this.#pool?.destroy();
@@ -195,10 +205,14 @@ export class InvalidationPipeline {
       return;
     }
     this.#m.poolSegments++;
-    const results = await Promise.all(
+    // Every shard finishes (or gives up) before the segment does: a failed shard must not let the
+    // next batch run ahead of the others' work.
+    const settled = await Promise.allSettled(
       tasks.map((t) => this.#runOnPool({ ...t, list: toShared(t.list.subarray(0, t.n)) })),
     );
-    for (const r of results) this.#account(r);
+    for (const r of settled) if (r.status === 'fulfilled') this.#account(r.value);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   }
 
   /**
@@ -247,6 +261,20 @@ export class InvalidationPipeline {
             lists[s]![k] = i;
             n[s] = k + 1;
             routed++;
+          }
+          break;
+        }
+        case Op.AtcInv: {
+          // The device's ATC, by device slot (second tag) and range; all pages: the whole device.
+          const slot = w[at + 3]!;
+          const pages = w[at + 6]!;
+          if (this.#atc === undefined) {
+            this.#m.unsupported++;
+          } else if (pages === 0xffffffff) {
+            this.#atc.flushTag(slot);
+            this.#m.epochFlushes++;
+          } else {
+            this.#m.cleared += this.#atc.invalidateRange(slot, opAddr(w, i), pages * 4096);
           }
           break;
         }
@@ -321,8 +349,9 @@ export class InvalidationPipeline {
       } catch (e) {
         // The worker died (or failed) mid-batch: take the owner word back, flush everything
         // with one epoch store (what it half-did cannot linger), and run the ops again.
+        // Only a worker's id: a live fill or the control plane may hold it otherwise.
         const holder = this.#iotlb.ownerOf(t.shard);
-        if (holder !== 0) this.#iotlb.reclaimOwner(t.shard, holder);
+        if (holder >= OWNER_WORKER_BASE) this.#iotlb.reclaimOwner(t.shard, holder);
         this.#iotlb.flushAll();
         this.#m.recoveries++;
         if (attempt >= this.#o.maxAttempts) {

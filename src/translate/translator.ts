@@ -62,8 +62,9 @@ export class Translator {
     this.#slot = slot;
     this.#iotlb = iotlb;
     this.#atc = atc;
-    // The owner id a fill takes shard owner words with: reader slot + 1, or 1000 for the control plane.
-    this.#owner = slot >= 0 ? slot + 1 : 1000;
+    // The owner id a fill takes shard owner words with: reader slot + 1, or 999 for the control
+    // plane (ids from 1001 up are pipeline workers').
+    this.#owner = slot >= 0 ? slot + 1 : 999;
   }
 
   /**

@@ -127,6 +127,22 @@ describe('IOTLB', () => {
     expect(t.lookup(1, 0, R)).toBe(0x1000);
   });
 
+  it('a fill that read its sequence after a rollover but its clock before is refused', () => {
+    const t = new Iotlb(1024, 4);
+    t.setClockForTest(CLOCK_LIMIT);
+    const c0 = t.fillClock(); // the old, huge clock
+    t.flushTag(2); // rolls over: clock back to 1, sequences bumped
+    const s0 = t.fillSeq(1, 0); // the new sequence
+    expect(t.fill(1, 0, 0x1000, 12, R, s0, c0, 1)).toBe(false);
+    expect(t.lookup(1, 0, R)).toBe(-1);
+  });
+
+  it('never caches a physical address it cannot hold (>= 2^32)', () => {
+    const t = new Iotlb(1024, 4);
+    expect(t.fill(1, 0, 2 ** 32 + 0x1000, 12, R, t.fillSeq(1, 0), t.fillClock(), 1)).toBe(false);
+    expect(t.lookup(1, 0, R)).toBe(-1);
+  });
+
   it('stays within 32 bytes per entry', () => {
     expect(new Iotlb(65536, 8).bytesPerEntry).toBe(32);
   });

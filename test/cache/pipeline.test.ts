@@ -78,6 +78,38 @@ describe('invalidation pipeline, inline', () => {
   });
 });
 
+describe('pipeline edges', () => {
+  it('close() while a submitter waits for room: the waiter gets EBADF, accepted work finishes', async () => {
+    const t = filled(16);
+    const p = new InvalidationPipeline(t, shared(t), { threads: 0, maxQueued: 1 });
+    const ops = new OpList(2);
+    ops.push(Op.IotlbRange, 1, TAG, 0, 0, 1);
+    ops.push(Op.Barrier, 2);
+    const a = p.submit(ops);
+    const b = p.submit(ops);
+    await p.close();
+    await expect(a).resolves.toBe(2);
+    await expect(b).rejects.toMatchObject({ errno: 'EBADF' });
+  });
+
+  it('ATC invalidation ops reach the ATC table (by device slot), a whole device with all pages', async () => {
+    const t = filled(16);
+    const atc = new Iotlb(1024, 2);
+    for (const slot of [5, 6])
+      for (let p = 0; p < 4; p++)
+        atc.fill(slot, p * 4096, p * 4096, 12, R, atc.fillSeq(slot, p * 4096), atc.fillClock(), 1);
+    const p = new InvalidationPipeline(t, shared(t), { threads: 0, atc });
+    const ops = new OpList(4);
+    ops.push(Op.AtcInv, 1, 0, 5, 4096, 2); // device 5, pages 1..2
+    ops.push(Op.AtcInv, 2, 0, 6, 0, 0xffffffff); // all of device 6
+    ops.push(Op.Barrier, 3);
+    expect(p.submitSync(ops)).toBe(3);
+    expect([0, 1, 2, 3].map((q) => atc.lookup(5, q * 4096, R) >= 0)).toEqual([true, false, false, true]);
+    expect([0, 1, 2, 3].map((q) => atc.lookup(6, q * 4096, R) >= 0)).toEqual([false, false, false, false]);
+    await p.close();
+  });
+});
+
 describe('the doorbell path (submitSync)', () => {
   it('runs inline, emits the completion and returns the barrier before it returns', () => {
     const t = filled(64);
@@ -136,6 +168,22 @@ describe('invalidation pipeline, on the pool', () => {
     expect(m.recoveries).toBeGreaterThanOrEqual(1);
     for (let s = 0; s < t.shards; s++) expect(t.ownerOf(s)).toBe(0);
     for (let k = 0; k < 8; k++) expect(t.lookup(TAG, (k * 128 + 64) * 4096, R)).toBe(-1);
+  });
+
+  it('a synchronous invalidation never hangs on the owner word of a dead worker: it takes it back', async () => {
+    const crash = new OpList(16);
+    for (let k = 0; k < 8; k++) crash.push(Op.IotlbRange, k, TAG, 0, k * 2097152, 1); // enough to run on the pool
+    crash.push(Op.Crash, 9, 3, 0, 0, 1); // shard 3's worker exits holding its owner word
+    const pending = p.submit(crash);
+    pending.catch(() => {}); // awaited below; no unhandled rejection meanwhile
+    // Wait until the dead worker's id sits in shard 3's owner word, before recovery runs.
+    for (let i = 0; i < 500 && t.ownerOf(3) < 1001; i++) await new Promise((r) => setTimeout(r, 1));
+    const region = Array.from({ length: 64 }, (_, k) => k * 2097152).find((a) => t.shardOf(TAG, a) === 3)!;
+    expect(t.ownerOf(3)).toBeGreaterThanOrEqual(1001); // the dead worker still holds it
+    t.invalidateRange(TAG, region, 4096); // would wait forever without the bounded wait
+    expect(t.counters().stolenOwners).toBe(1);
+    await expect(pending).resolves.toBe(-1);
+    for (let s = 0; s < t.shards; s++) expect(t.ownerOf(s)).toBe(0);
   });
 
   it('a batch that keeps killing its worker fails with EIO (the vendor error), and the pipeline goes on', async () => {
