@@ -7,6 +7,10 @@ import { ARM_HI, ARM_LO, SMMU_EVT } from './desc.js';
  * valid words are loaded with Atomics.load before the high word is read. Faults carry the level
  * and the SMMUv3 event number. Leaf checks run in QEMU's order: access flag, permission, then
  * output address size.
+ *
+ * Stage 1 and stage 2 are separate functions on purpose, though they share their shape: each stays
+ * monomorphic on the translation hot path, and their checks and fault codes differ. Merging them
+ * behind flags would cost a branch per level in every walk.
  */
 
 const SIZE = [2 ** 39, 2 ** 30, 2 ** 21, 2 ** 12] as const; // bytes per entry at levels 0..3

@@ -6,6 +6,10 @@ import { INTERRUPT_RANGE, SL_HI, SL_LO, VTD_FR, X86_HI, X86_LO } from './desc.js
  * x86-64 first-stage and VT-d second-stage walkers (reference/config-formats.md §2, §5.2, §5.3).
  * Allocation-free. Levels use the Arm numbering (3 = the 4 KiB level, 0 = PML4, -1 = PML5); faults
  * carry the VT-d fault reason code.
+ *
+ * The first-stage and second-stage walkers are separate functions on purpose, though they share their shape: each stays
+ * monomorphic on the translation hot path, and their checks and fault codes differ. Merging them
+ * behind flags would cost a branch per level in every walk.
  */
 
 // Bytes per entry at levels -1..3 (index level + 1).
