@@ -145,18 +145,9 @@ export class Iommufd {
     if (opts.poisonFreedFrames !== undefined) this.#ctx.memory.frames.poison = opts.poisonFreedFrames;
     const mm = this.#ctx.mm;
     const live = (): void => this.#live();
-    // Frames that mmap gives back on failure, or munmap drops, are retired: reclaim them at once.
-    const reclaimAfter = <T>(fn: () => T): T => {
-      live();
-      try {
-        return fn();
-      } finally {
-        this.#ctx.memory.reclaimer.reclaim();
-      }
-    };
     this.memory = {
-      mmap: (length) => reclaimAfter(() => mm.mmap(length)),
-      munmap: (va, length) => reclaimAfter(() => mm.munmap(va, length)),
+      mmap: (length) => this.#control(() => mm.mmap(length)),
+      munmap: (va, length) => this.#control(() => mm.munmap(va, length)),
       write: (va, bytes) => (live(), mm.write(va, bytes)),
       read: (va, length) => (live(), mm.read(va, length)),
       pinCount: (va) => (live(), mm.pinCount(argU64('va', va))),
@@ -195,6 +186,20 @@ export class Iommufd {
     return Promise.resolve();
   }
 
+  /**
+   * Runs a control-plane call: EBADF once closed, and afterwards the one place that reclaims
+   * what the call retired (frames, descriptors), whichever path retired them and even if it
+   * failed half-way (an unmap that removed some areas before ENOENT).
+   */
+  #control<T>(fn: () => T): T {
+    this.#live();
+    try {
+      return fn();
+    } finally {
+      this.#ctx.memory.reclaimer.reclaim();
+    }
+  }
+
   #live(): void {
     if (this.#closed) throw new IommufdError('EBADF', 'the iommufd is closed');
   }
@@ -203,14 +208,16 @@ export class Iommufd {
 
   /** IOMMU_IOAS_ALLOC: returns the new IOAS id. */
   ioasAlloc(): number {
-    this.#live();
-    return reg.ioasAlloc(this.#ctx);
+    return this.#control(() => {
+      return reg.ioasAlloc(this.#ctx);
+    });
   }
 
   /** IOMMU_DESTROY. */
   destroy(id: number): void {
-    this.#live();
-    reg.destroy(this.#ctx, argId('id', id));
+    return this.#control(() => {
+      reg.destroy(this.#ctx, argId('id', id));
+    });
   }
 
   /** IOMMU_IOAS_IOVA_RANGES. EMSGSIZE (an IovaRangesTooSmall with numIovas and ranges) when `capacity` is too small. */
@@ -222,19 +229,21 @@ export class Iommufd {
 
   /** IOMMU_IOAS_ALLOW_IOVAS: replaces the allowed list (an empty list clears it). */
   ioasAllowIovas(ioasId: number, ranges: IovaRange[]): void {
-    this.#live();
-    reg.ioasAllowIovas(this.#ctx, argId('ioasId', ioasId), argRanges('ranges', ranges));
+    return this.#control(() => {
+      reg.ioasAllowIovas(this.#ctx, argId('ioasId', ioasId), argRanges('ranges', ranges));
+    });
   }
 
   /** IOMMU_IOAS_MAP: returns the IOVA. Flags omitted: readable and writeable. */
   ioasMap(ioasId: number, a: { userVa: bigint; length: bigint; iova?: bigint; flags?: MapFlags }): bigint {
-    this.#live();
-    const o = argObject('args', a)!;
-    return reg.ioasMap(this.#ctx, argId('ioasId', ioasId), {
-      userVa: argU64('userVa', o['userVa']),
-      length: argU64('length', o['length']),
-      iova: argOptU64('iova', o['iova']),
-      flags: mapFlags(o['flags']),
+    return this.#control(() => {
+      const o = argObject('args', a)!;
+      return reg.ioasMap(this.#ctx, argId('ioasId', ioasId), {
+        userVa: argU64('userVa', o['userVa']),
+        length: argU64('length', o['length']),
+        iova: argOptU64('iova', o['iova']),
+        flags: mapFlags(o['flags']),
+      });
     });
   }
 
@@ -247,36 +256,39 @@ export class Iommufd {
     dstIova?: bigint;
     flags?: MapFlags;
   }): bigint {
-    this.#live();
-    const o = argObject('args', a)!;
-    return reg.ioasCopy(this.#ctx, {
-      dstIoasId: argId('dstIoasId', o['dstIoasId']),
-      srcIoasId: argId('srcIoasId', o['srcIoasId']),
-      srcIova: argU64('srcIova', o['srcIova']),
-      length: argU64('length', o['length']),
-      dstIova: argOptU64('dstIova', o['dstIova']),
-      flags: mapFlags(o['flags']),
+    return this.#control(() => {
+      const o = argObject('args', a)!;
+      return reg.ioasCopy(this.#ctx, {
+        dstIoasId: argId('dstIoasId', o['dstIoasId']),
+        srcIoasId: argId('srcIoasId', o['srcIoasId']),
+        srcIova: argU64('srcIova', o['srcIova']),
+        length: argU64('length', o['length']),
+        dstIova: argOptU64('dstIova', o['dstIova']),
+        flags: mapFlags(o['flags']),
+      });
     });
   }
 
   /** IOMMU_IOAS_UNMAP: returns the bytes unmapped; (0n, 2n ** 64n - 1n) unmaps everything. */
   ioasUnmap(ioasId: number, iova: bigint, length: bigint): bigint {
-    this.#live();
-    return reg.ioasUnmap(this.#ctx, argId('ioasId', ioasId), argU64('iova', iova), argU64('length', length));
+    return this.#control(() => {
+      return reg.ioasUnmap(this.#ctx, argId('ioasId', ioasId), argU64('iova', iova), argU64('length', length));
+    });
   }
 
   /** IOMMU_OPTION: 'huge-pages' on an IOAS, or the global 'rlimit-mode'. Returns the value. */
   option(a: { option: 'huge-pages' | 'rlimit-mode'; op: 'get' | 'set'; objectId?: number; val?: bigint }): bigint {
-    this.#live();
-    const o = argObject('args', a)!;
-    const op = argEnum('op', o['op'], ['get', 'set'] as const, 'EOPNOTSUPP');
-    const val = argOptU64('val', o['val']);
-    if (op === 'set' && val === undefined) throw new IommufdError('EINVAL', 'val is required for set');
-    return reg.option(this.#ctx, {
-      option: argEnum('option', o['option'], ['huge-pages', 'rlimit-mode'] as const, 'EOPNOTSUPP'),
-      op,
-      objectId: o['objectId'] === undefined ? 0 : argId('objectId', o['objectId']),
-      val: val ?? 0n,
+    return this.#control(() => {
+      const o = argObject('args', a)!;
+      const op = argEnum('op', o['op'], ['get', 'set'] as const, 'EOPNOTSUPP');
+      const val = argOptU64('val', o['val']);
+      if (op === 'set' && val === undefined) throw new IommufdError('EINVAL', 'val is required for set');
+      return reg.option(this.#ctx, {
+        option: argEnum('option', o['option'], ['huge-pages', 'rlimit-mode'] as const, 'EOPNOTSUPP'),
+        op,
+        objectId: o['objectId'] === undefined ? 0 : argId('objectId', o['objectId']),
+        val: val ?? 0n,
+      });
     });
   }
 
@@ -293,32 +305,36 @@ export class Iommufd {
     pasidPriv?: boolean;
     reservedRegions?: IovaRange[];
   }): number {
-    this.#live();
-    const o = argObject('args', a)!;
-    const regions = o['reservedRegions'] === undefined ? undefined : argRanges('reservedRegions', o['reservedRegions']);
-    regions?.forEach((r, i) => {
-      if (r.start > r.last) throw new IommufdError('EINVAL', `reservedRegions[${i}] has start > last`);
+    return this.#control(() => {
+      const o = argObject('args', a)!;
+      const regions =
+        o['reservedRegions'] === undefined ? undefined : argRanges('reservedRegions', o['reservedRegions']);
+      regions?.forEach((r, i) => {
+        if (r.start > r.last) throw new IommufdError('EINVAL', `reservedRegions[${i}] has start > last`);
+      });
+      const id = reg.deviceBind(this.#ctx, {
+        iommu: argEnum('iommu', o['iommu'], DEVICE_KINDS),
+        sid: o['sid'] === undefined ? undefined : argInt('sid', o['sid'], 0, 0xffff_ffff),
+        pasidBits:
+          o['pasidBits'] === undefined ? undefined : argInt('pasidBits', o['pasidBits'], 0, reg.MAX_PASID_BITS),
+        ats: argOptBool('ats', o['ats']),
+        pri: argOptBool('pri', o['pri']),
+        dirtyTracking: argOptBool('dirtyTracking', o['dirtyTracking']),
+        pasidExec: argOptBool('pasidExec', o['pasidExec']),
+        pasidPriv: argOptBool('pasidPriv', o['pasidPriv']),
+        reservedRegions: regions,
+      });
+      this.#slots[id] = this.#ctx.objects.get(id, 'device').slot;
+      return id;
     });
-    const id = reg.deviceBind(this.#ctx, {
-      iommu: argEnum('iommu', o['iommu'], DEVICE_KINDS),
-      sid: o['sid'] === undefined ? undefined : argInt('sid', o['sid'], 0, 0xffff_ffff),
-      pasidBits: o['pasidBits'] === undefined ? undefined : argInt('pasidBits', o['pasidBits'], 0, reg.MAX_PASID_BITS),
-      ats: argOptBool('ats', o['ats']),
-      pri: argOptBool('pri', o['pri']),
-      dirtyTracking: argOptBool('dirtyTracking', o['dirtyTracking']),
-      pasidExec: argOptBool('pasidExec', o['pasidExec']),
-      pasidPriv: argOptBool('pasidPriv', o['pasidPriv']),
-      reservedRegions: regions,
-    });
-    this.#slots[id] = this.#ctx.objects.get(id, 'device').slot;
-    return id;
   }
 
   /** Unbinds a device: detaches its RID and PASIDs, then destroys it. */
   deviceUnbind(devId: number): void {
-    this.#live();
-    reg.deviceUnbind(this.#ctx, argId('devId', devId));
-    this.#slots[devId] = -1;
+    return this.#control(() => {
+      reg.deviceUnbind(this.#ctx, argId('devId', devId));
+      this.#slots[devId] = -1;
+    });
   }
 
   /** IOMMU_HWPT_ALLOC: returns the HWPT id. Nested data types answer EOPNOTSUPP for now. */
@@ -330,15 +346,16 @@ export class Iommufd {
     dataType?: 'none' | 'selftest' | 'vtd-s1' | 'arm-smmuv3';
     data?: unknown;
   }): number {
-    this.#live();
-    const o = argObject('args', a)!;
-    return reg.hwptAlloc(this.#ctx, {
-      devId: argId('devId', o['devId']),
-      ptId: argId('ptId', o['ptId']),
-      flags: argFlags('flags', o['flags'], ['nestParent', 'dirtyTracking', 'pasid'] as const),
-      faultId: o['faultId'] === undefined ? undefined : argId('faultId', o['faultId']),
-      dataType: o['dataType'] === undefined ? undefined : argEnum('dataType', o['dataType'], DATA_TYPES),
-      data: o['data'],
+    return this.#control(() => {
+      const o = argObject('args', a)!;
+      return reg.hwptAlloc(this.#ctx, {
+        devId: argId('devId', o['devId']),
+        ptId: argId('ptId', o['ptId']),
+        flags: argFlags('flags', o['flags'], ['nestParent', 'dirtyTracking', 'pasid'] as const),
+        faultId: o['faultId'] === undefined ? undefined : argId('faultId', o['faultId']),
+        dataType: o['dataType'] === undefined ? undefined : argEnum('dataType', o['dataType'], DATA_TYPES),
+        data: o['data'],
+      });
     });
   }
 
@@ -351,17 +368,18 @@ export class Iommufd {
     hwptId: number,
     a: { dataType: 'selftest' | 'vtd-s1' | 'arm-smmuv3'; entries: { flags?: { all?: boolean }; iotlbId: number }[] },
   ): number {
-    this.#live();
-    const o = argObject('args', a)!;
-    if (!Array.isArray(o['entries'])) throw new IommufdError('EINVAL', 'entries must be an array');
-    // Entries are checked one by one, in order, by the registry: a bad one stops the call after
-    // the ones before it took effect, and its error says how many did.
-    return reg.hwptInvalidate(
-      this.#ctx,
-      argId('hwptId', hwptId),
-      argEnum('dataType', o['dataType'], DATA_TYPES),
-      o['entries'] as unknown[],
-    );
+    return this.#control(() => {
+      const o = argObject('args', a)!;
+      if (!Array.isArray(o['entries'])) throw new IommufdError('EINVAL', 'entries must be an array');
+      // Entries are checked one by one, in order, by the registry: a bad one stops the call after
+      // the ones before it took effect, and its error says how many did.
+      return reg.hwptInvalidate(
+        this.#ctx,
+        argId('hwptId', hwptId),
+        argEnum('dataType', o['dataType'], DATA_TYPES),
+        o['entries'] as unknown[],
+      );
+    });
   }
 
   /** The 4 IOTLB slots of a mock nested HWPT (the selftest's MD_CHECK_IOTLB). ENOENT for another object. */
@@ -373,20 +391,23 @@ export class Iommufd {
 
   /** Attaches a device's RID (or a PASID) to an IOAS or HWPT; returns the HWPT id now attached. */
   deviceAttach(devId: number, ptId: number, opts?: { pasid?: number }): number {
-    this.#live();
-    return reg.deviceAttach(this.#ctx, argId('devId', devId), argId('ptId', ptId), pasidOf(opts));
+    return this.#control(() => {
+      return reg.deviceAttach(this.#ctx, argId('devId', devId), argId('ptId', ptId), pasidOf(opts));
+    });
   }
 
   /** Replaces a device's RID (or PASID) attachment in one step; returns the HWPT id now attached. */
   deviceReplace(devId: number, ptId: number, opts?: { pasid?: number }): number {
-    this.#live();
-    return reg.deviceReplace(this.#ctx, argId('devId', devId), argId('ptId', ptId), pasidOf(opts));
+    return this.#control(() => {
+      return reg.deviceReplace(this.#ctx, argId('devId', devId), argId('ptId', ptId), pasidOf(opts));
+    });
   }
 
   /** Detaches a device's RID (or PASID); detaching what is not attached does nothing. */
   deviceDetach(devId: number, opts?: { pasid?: number }): void {
-    this.#live();
-    reg.deviceDetachById(this.#ctx, argId('devId', devId), pasidOf(opts));
+    return this.#control(() => {
+      reg.deviceDetachById(this.#ctx, argId('devId', devId), pasidOf(opts));
+    });
   }
 
   /** IOMMU_GET_HW_INFO. */

@@ -64,7 +64,8 @@ export class IommufdCtx {
 
   /**
    * Runs `fn`, undoing the steps it registered on `undo` (in reverse) if it throws: the
-   * all-or-nothing rule for registry operations (DESIGN.md invariant 3).
+   * all-or-nothing rule for registry operations (DESIGN.md invariant 3). What an undo retires is
+   * reclaimed by the caller of the control-plane call (`Iommufd`), after every call.
    */
   atomically<T>(fn: (undo: (() => void)[]) => T): T {
     const undo: (() => void)[] = [];
@@ -73,8 +74,6 @@ export class IommufdCtx {
     } catch (e) {
       for (let i = undo.length - 1; i >= 0; i--) undo[i]!();
       throw e;
-    } finally {
-      this.memory.reclaimer.reclaim();
     }
   }
 }

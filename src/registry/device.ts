@@ -68,7 +68,6 @@ export function deviceUnbind(ctx: IommufdCtx, devId: number): void {
   ctx.tables.freeDevice(dev.slot);
   ctx.atc?.resetTag(dev.slot); // a reused slot must not find this device's ATC entries
   ctx.objects.remove(dev.id);
-  ctx.memory.reclaimer.reclaim();
 }
 
 function attached(dev: DeviceObject, pasid: number): HwptPagingObject | undefined {
@@ -257,7 +256,6 @@ export function deviceDetach(ctx: IommufdCtx, dev: DeviceObject, pasid: number):
   }
   dev.users--;
   hwptPut(ctx, old);
-  ctx.memory.reclaimer.reclaim();
 }
 
 /** Public detach by id. */

@@ -135,19 +135,15 @@ export function ioasCopy(
  */
 export function ioasUnmap(ctx: IommufdCtx, ioasId: number, iova: bigint, length: bigint): bigint {
   const ioas = ctx.objects.get(ioasId, 'ioas');
-  try {
-    if (iova === 0n && length === U64_MAX) return ioas.iopt.unmapAll();
-    if (iova >= U64_MAX || length >= U64_MAX) throw new IommufdError('EOVERFLOW', 'iova or length is >= ULONG_MAX');
-    if (length === 0n) throw new IommufdError('EINVAL', 'length is 0');
-    const last = iova + length - 1n;
-    if (last > U64_MAX) throw new IommufdError('EOVERFLOW', 'iova + length overflows');
-    const unmapped = ioas.iopt.unmapRange(iova, last);
-    if (unmapped === 0n)
-      throw new IommufdError('ENOENT', `nothing is mapped in [0x${iova.toString(16)}, 0x${last.toString(16)}]`);
-    return unmapped;
-  } finally {
-    ctx.memory.reclaimer.reclaim();
-  }
+  if (iova === 0n && length === U64_MAX) return ioas.iopt.unmapAll();
+  if (iova >= U64_MAX || length >= U64_MAX) throw new IommufdError('EOVERFLOW', 'iova or length is >= ULONG_MAX');
+  if (length === 0n) throw new IommufdError('EINVAL', 'length is 0');
+  const last = iova + length - 1n;
+  if (last > U64_MAX) throw new IommufdError('EOVERFLOW', 'iova + length overflows');
+  const unmapped = ioas.iopt.unmapRange(iova, last);
+  if (unmapped === 0n)
+    throw new IommufdError('ENOENT', `nothing is mapped in [0x${iova.toString(16)}, 0x${last.toString(16)}]`);
+  return unmapped;
 }
 
 /** IOMMU_OPTION HUGE_PAGES on an IOAS. */

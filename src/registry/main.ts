@@ -26,7 +26,6 @@ export function destroy(ctx: IommufdCtx, id: number): void {
   const obj = ctx.objects.get(id);
   if (obj.users !== 1) throw new IommufdError('EBUSY', `object ${id} (${obj.type}) is in use`);
   destroyObject(ctx, obj);
-  ctx.memory.reclaimer.reclaim();
 }
 
 /** Tears everything down, as closing the fd does: devices first, then leaves before their parents. */
