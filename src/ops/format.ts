@@ -5,12 +5,33 @@
  *
  *   word 0  opcode
  *   word 1  sequence number on its queue
- *   word 2  tag: the domain (VMID / DID) the op applies to
- *   word 3  second tag: ASID / PASID, or the SID for config and ATC ops
+ *   word 2  tag (see the table)
+ *   word 3  second tag (see the table)
  *   word 4  address bits 31:0
  *   word 5  address bits 63:32
- *   word 6  pages (4 KiB units; 0xffffffff: all); CRASH: how many more times to crash
- *   word 7  flags: bit 0 leaf only; bits 15:8 granule shift; bits 17:16 stage (1, 2, or 3 = both)
+ *   word 6  pages (4 KiB units; 0xffffffff: all), or a count (see the table)
+ *   word 7  flags: bit 0 leaf only; bits 15:8 granule shift; bits 17:16 stage (1, 2, or 3 =
+ *           both); bit 18 all PASIDs (ATC)
+ *
+ * | opcode            | word 2        | word 3          | address, word 6                |
+ * |-------------------|---------------|-----------------|--------------------------------|
+ * | IotlbAll          |               |                 |                                |
+ * | IotlbTag          | IOTLB tag     |                 |                                |
+ * | IotlbAsid         | IOTLB tag     | ASID / PASID    |                                |
+ * | IotlbRangeAllAsid | IOTLB tag     |                 | range                          |
+ * | IotlbRange        | IOTLB tag     | ASID / PASID    | range                          |
+ * | CfgSid            |               | SID             | word 6: SIDs from SID (0 = 1)  |
+ * | CfgSidSsid        | SSID / PASID  | SID             |                                |
+ * | CfgDid            | DID / VMID    |                 |                                |
+ * | CfgDidPasid       | DID / VMID    | PASID           |                                |
+ * | CfgAll            |               |                 |                                |
+ * | AtcInv            | PASID         | device (SID)    | range (flag bit 18: all PASIDs) |
+ * | Barrier           |               |                 |                                |
+ * | Crash             | shard         |                 | word 6: crashes left           |
+ *
+ * The IOTLB tag is a domain descriptor index (below 4096): vendor models map a guest's VMID or
+ * DID to one, so no guest can name another's. ASID 0 / PASID 0 also stands for requests without
+ * a PASID (Linux's IOMMU_NO_PASID). Config tags (SID, DID) are the vendor model's own keys.
  */
 export const OP_WORDS = 8;
 
@@ -33,7 +54,7 @@ export const Op = {
   CfgDid: 18,
   CfgDidPasid: 19,
   CfgAll: 20,
-  /** Device TLB (ATC): by SID, PASID and range. */
+  /** Device TLB (ATC): by device, PASID (or all PASIDs) and range. */
   AtcInv: 32,
   /** A barrier: completes when everything before it on its queue has taken effect. */
   Barrier: 48,
@@ -41,6 +62,19 @@ export const Op = {
   ShadowSync: 64,
   /** Test only: the worker that runs it dies mid-batch (word 6: how many more times). */
   Crash: 255,
+} as const;
+
+/** Flag bits of word 7. */
+export const OpFlag = {
+  Leaf: 1,
+  /** Granule shift field (bits 15:8). */
+  GranuleShift: 8,
+  /** Stage field (bits 17:16). */
+  StageShift: 16,
+  Stage1: 1 << 16,
+  Stage2: 2 << 16,
+  /** ATC: every PASID of the device. */
+  AllPasids: 1 << 18,
 } as const;
 
 /** A writer of op lists. */

@@ -1,2 +1,2 @@
 /** The vendor-agnostic op format. */
-export { Op, OpList, OP_WORDS, opAddr } from './format.js';
+export { Op, OpFlag, OpList, OP_WORDS, opAddr } from './format.js';
