@@ -69,11 +69,7 @@ async function t1(): Promise<void> {
     for (const shards of [1, 2, 4, 8]) {
       for (const batch of [64, 1024, 16384]) {
         const t = freshIotlb(shards);
-        const p = new InvalidationPipeline(
-          t,
-          { handles: t.handles(), entries: t.capacity, shards },
-          { threads, inlineThreshold: threads === 0 ? Infinity : 256 },
-        );
+        const p = new InvalidationPipeline(t, { threads, inlineThreshold: threads === 0 ? Infinity : 256 });
         const lists = Array.from({ length: Math.max(1, Math.round(TOTAL / batch)) }, (_, k) => stream(batch, k + 1));
         await p.submit(stream(batch, 999)); // warm up (and start the workers)
         const rates: number[] = [];
@@ -118,7 +114,7 @@ async function t2(): Promise<void> {
   const pct = (xs: number[], q: number): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length * q)]!;
   const spin = await spinRoundTrip(20_000);
   const t = freshIotlb(4);
-  const p = new InvalidationPipeline(t, { handles: t.handles(), entries: t.capacity, shards: 4 }, { threads: 0 });
+  const p = new InvalidationPipeline(t, { threads: 0 });
   const lat: number[] = [];
   const ops = new OpList(2);
   for (let i = 0; i < 20_000; i++) {

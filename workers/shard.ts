@@ -1,16 +1,23 @@
 /**
  * Piscina worker: the shard executor. It runs one shard's part of an op list under the shard's
- * owner word. Thin: the logic is `runShardOps`, which the main thread also runs inline and unit
+ * owner words. Thin: the logic is `runShardOps`, which the main thread also runs inline and unit
  * tests call directly. Shared buffers arrive once, in workerData; a task carries only the shard,
  * the op list (a SharedArrayBuffer view) and the indexes of the ops to run.
  */
 import { threadId, workerData } from 'node:worker_threads';
-import { Iotlb, runShardOps, type IotlbHandles, type ShardResult } from '../src/cache/index.js';
+import {
+  ConfigCache,
+  Iotlb,
+  releaseShard,
+  runShardOps,
+  tryOwnShard,
+  type ShardCaches,
+  type ShardCachesSpec,
+  type ShardResult,
+} from '../src/cache/index.js';
 
 /** workerData of a shard pool. */
-export interface ShardWorkerData {
-  iotlb: { handles: IotlbHandles; entries: number; shards: number };
-}
+export type ShardWorkerData = ShardCachesSpec;
 
 /** One task. */
 export interface ShardTask {
@@ -21,20 +28,24 @@ export interface ShardTask {
 }
 
 const data = workerData as ShardWorkerData;
-const iotlb = new Iotlb(data.iotlb.entries, data.iotlb.shards, data.iotlb.handles);
+const caches: ShardCaches = {
+  iotlb: new Iotlb(data.iotlb.entries, data.iotlb.shards, data.iotlb.handles),
+  atc: data.atc && new Iotlb(data.atc.entries, data.atc.shards, data.atc.handles, data.atc.byTag),
+  config: data.config && new ConfigCache(data.config.entries, data.config.shards, data.config.handles),
+};
 /** A word to sleep on briefly while another thread owns the shard. */
 const nap = new Int32Array(new SharedArrayBuffer(4));
 /** Worker owner ids are 1000 + threadId: the pipeline knows a dead worker's by its shard's word. */
 const owner = 1000 + threadId;
 
-/** Runs one shard's ops: takes the owner word (waiting for inline runs to release it), runs, releases. */
+/** Runs one shard's ops: takes the owner words (waiting for inline runs to release them), runs, releases. */
 export default function runTask(task: ShardTask): ShardResult {
-  while (!iotlb.tryOwn(task.shard, owner)) Atomics.wait(nap, 0, 0, 0.05);
-  // A Crash op exits the thread while it holds the owner word: what the pipeline must recover
-  // from. An ordinary exception releases it.
+  while (!tryOwnShard(caches, task.shard, owner)) Atomics.wait(nap, 0, 0, 0.05);
+  // A Crash op exits the thread while it holds the owner words: what the pipeline must recover
+  // from. An ordinary exception releases them.
   try {
-    return runShardOps(iotlb, task.shard, task.ops, task.list, task.n, () => process.exit(1));
+    return runShardOps(caches, task.shard, task.ops, task.list, task.n, () => process.exit(1));
   } finally {
-    iotlb.release(task.shard);
+    releaseShard(caches, task.shard);
   }
 }

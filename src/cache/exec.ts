@@ -1,22 +1,91 @@
-import { Op, OP_WORDS, opAddr } from '../ops/index.js';
-import type { Iotlb } from './iotlb.js';
+import { Op, OpFlag, OP_WORDS, opAddr } from '../ops/index.js';
+import type { ConfigCache, ConfigCacheHandles } from './config.js';
+import { ALL_ASIDS, Iotlb, type IotlbHandles } from './iotlb.js';
+
+/**
+ * The caches a shard owns a slice of: the IOTLB, and optionally the devices' ATC and the config
+ * cache. All three have the same number of shards; shard s of the pipeline owns slice s of each.
+ */
+export interface ShardCaches {
+  iotlb: Iotlb;
+  atc?: Iotlb | undefined;
+  config?: ConfigCache | undefined;
+}
+
+/** What a worker needs to attach to a set of shard caches (structured-clone friendly). */
+export interface ShardCachesSpec {
+  iotlb: { handles: IotlbHandles; entries: number; shards: number };
+  atc?: { handles: IotlbHandles; entries: number; shards: number; byTag: boolean } | undefined;
+  config?: { handles: ConfigCacheHandles; entries: number; shards: number } | undefined;
+}
+
+/** The spec of `caches`, to hand to workers once (in workerData). */
+export function shardCachesSpec(caches: ShardCaches): ShardCachesSpec {
+  const { iotlb, atc, config } = caches;
+  return {
+    iotlb: { handles: iotlb.handles(), entries: iotlb.capacity, shards: iotlb.shards },
+    atc: atc && { handles: atc.handles(), entries: atc.capacity, shards: atc.shards, byTag: atc.byTag },
+    config: config && { handles: config.handles(), entries: config.capacity, shards: config.shards },
+  };
+}
+
+/**
+ * Takes shard `shard`'s owner words of every cache for `owner`, without waiting: all or none.
+ * The order (IOTLB, ATC, config) is the same everywhere, and fills take one word without
+ * waiting, so no two owners can deadlock.
+ */
+export function tryOwnShard(c: ShardCaches, shard: number, owner: number): boolean {
+  if (!c.iotlb.tryOwn(shard, owner)) return false;
+  if (c.atc !== undefined && !c.atc.tryOwn(shard, owner)) {
+    c.iotlb.release(shard);
+    return false;
+  }
+  if (c.config !== undefined && !c.config.tryOwn(shard, owner)) {
+    c.atc?.release(shard);
+    c.iotlb.release(shard);
+    return false;
+  }
+  return true;
+}
+
+/** Takes shard `shard`'s owner words of every cache for the control plane, waiting for holders. */
+export function ownShard(c: ShardCaches, shard: number): void {
+  c.iotlb.own(shard);
+  c.atc?.own(shard);
+  c.config?.own(shard);
+}
+
+/** Releases shard `shard`'s owner words of every cache. */
+export function releaseShard(c: ShardCaches, shard: number): void {
+  c.config?.release(shard);
+  c.atc?.release(shard);
+  c.iotlb.release(shard);
+}
+
+/** Recovery: takes back, from worker `holder`, every owner word of shard `shard` it still holds. */
+export function reclaimShard(c: ShardCaches, shard: number, holder: number): void {
+  c.iotlb.reclaimOwner(shard, holder);
+  c.atc?.reclaimOwner(shard, holder);
+  c.config?.reclaimOwner(shard, holder);
+}
 
 /** What running one shard's part of a segment did. */
 export interface ShardResult {
-  /** IOTLB entries cleared. */
+  /** Cache entries cleared (IOTLB, ATC and config). */
   cleared: number;
-  /** Config-cache and shadow-sync ops: counted, and not run until the config cache and nesting exist. */
+  /** Ops that this build cannot run yet (shadow sync, until nesting exists), or for a cache that is absent. */
   unsupported: number;
 }
 
 /**
  * Runs shard `shard`'s part of an op list: the ops at `list[0..n)`, each restricted to the
- * regions the shard owns. The caller holds the shard's owner word. `crash` is called for a Crash
- * op that still has crashes left (a worker exits; inline, it throws). Allocation-free but for
- * the result; every op is idempotent, so a batch can run again after a crash.
+ * regions (or SIDs) the shard owns. The caller holds the shard's owner words. `crash` is called
+ * for a Crash op that still has crashes left (a worker exits; inline, it throws).
+ * Allocation-free but for the result; every op is idempotent, so a batch can run again after a
+ * crash.
  */
 export function runShardOps(
-  iotlb: Iotlb,
+  c: ShardCaches,
   shard: number,
   ops: Uint32Array,
   list: Int32Array,
@@ -30,18 +99,36 @@ export function runShardOps(
     const at = i * OP_WORDS;
     switch (ops[at]) {
       case Op.IotlbRange:
+        cleared += c.iotlb.invalidateRangeInShard(
+          shard,
+          Iotlb.tagWord(ops[at + 2]!, ops[at + 3]!),
+          opAddr(ops, i),
+          ops[at + 6]! * 4096,
+        );
+        break;
       case Op.IotlbRangeAllAsid:
-        cleared += iotlb.invalidateRangeInShard(shard, ops[at + 2]!, opAddr(ops, i), ops[at + 6]! * 4096);
+        cleared += c.iotlb.invalidateRangeInShard(shard, ops[at + 2]!, opAddr(ops, i), ops[at + 6]! * 4096, ALL_ASIDS);
+        break;
+      case Op.AtcInv:
+        if (c.atc === undefined) unsupported++;
+        else if ((ops[at + 7]! & OpFlag.AllPasids) !== 0)
+          cleared += c.atc.invalidateRangeInShard(shard, ops[at + 3]!, opAddr(ops, i), ops[at + 6]! * 4096, ALL_ASIDS);
+        else
+          cleared += c.atc.invalidateRangeInShard(
+            shard,
+            Iotlb.tagWord(ops[at + 3]!, ops[at + 2]!),
+            opAddr(ops, i),
+            ops[at + 6]! * 4096,
+          );
+        break;
+      case Op.CfgSidSsid:
+        if (c.config === undefined) unsupported++;
+        else cleared += c.config.invalidateInShard(shard, ops[at + 3]!, ops[at + 2]!);
         break;
       case Op.Crash:
         if (Atomics.sub(ops, at + 6, 1) > 0) crash();
         else Atomics.store(ops, at + 6, 0);
         break;
-      case Op.CfgSid:
-      case Op.CfgSidSsid:
-      case Op.CfgDid:
-      case Op.CfgDidPasid:
-      case Op.CfgAll:
       case Op.ShadowSync:
         unsupported++;
         break;

@@ -1,14 +1,36 @@
-/** Translation caches in shared memory (the IOTLB; the config cache and ATC come next). */
+/** Translation caches in shared memory: the IOTLB (and, tagged by device, the ATC) and the config cache. */
 export {
   Iotlb,
   SLOT_WORDS,
   WAYS,
   MAX_CACHED_SHIFT,
   MAX_TAGS,
+  MAX_ASID,
+  ALL_ASIDS,
+  ASID_EPOCHS,
   CLOCK_LIMIT,
   OWNER_CONTROL,
   OWNER_WORKER_BASE,
   type IotlbHandles,
   type IotlbCounters,
 } from './iotlb.js';
-export { runShardOps, type ShardResult } from './exec.js';
+export {
+  ConfigCache,
+  CONFIG_PAYLOAD_WORDS,
+  CONFIG_SLOT_WORDS,
+  CONFIG_EPOCHS,
+  NO_SSID,
+  type ConfigCacheHandles,
+  type ConfigCacheCounters,
+} from './config.js';
+export {
+  runShardOps,
+  shardCachesSpec,
+  tryOwnShard,
+  ownShard,
+  releaseShard,
+  reclaimShard,
+  type ShardCaches,
+  type ShardCachesSpec,
+  type ShardResult,
+} from './exec.js';

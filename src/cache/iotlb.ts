@@ -13,6 +13,13 @@
  * - lookups are lock-free: keys are compared with plain loads, and a match is confirmed by a
  *   slot version read before and after (odd while the slot is written).
  *
+ * Tags. A tag word is `domain | asid << 12` (see {@link Iotlb.tagWord}): the domain (a VMID or
+ * DID mapped to a descriptor index below MAX_TAGS) in the low 12 bits, and an ASID or PASID (20
+ * bits; 0 also means "no PASID") above it. Shards and per-domain state (leaf sizes, the domain
+ * epoch) key on the domain alone, so one domain's 2 MiB region lives in one shard whatever its
+ * ASID; sets and slots key on the whole word. ASID flushes are epochs too, in a hashed table: a
+ * collision only over-invalidates another (domain, ASID), it never keeps a stale entry.
+ *
  * perf/atomics.bench.ts measured Atomics.load at ~10 ns against < 1 ns for a plain load of a hot
  * word, hence plain key compares and atomics only on a match.
  */
@@ -25,6 +32,16 @@ export const WAYS = 8;
 export const MAX_CACHED_SHIFT = 21;
 /** Tags (domain descriptor indexes) the epoch table covers. */
 export const MAX_TAGS = 4096;
+/** Entries of the hashed (domain, ASID) epoch table. */
+export const ASID_EPOCHS = 16384;
+/** The largest ASID / PASID a tag word holds. */
+export const MAX_ASID = 0xfffff;
+/** Tag argument of the range invalidations meaning "every ASID of the domain". */
+export const ALL_ASIDS = -1;
+/** The bits of a per-domain shift mask that are leaf sizes; bit 30 marks a domain with ASIDs. */
+const SHIFT_BITS = (1 << (MAX_CACHED_SHIFT + 1)) - 1;
+const HAS_ASIDS = 1 << 30;
+const DOMAIN_BITS = 0xfff;
 /** The clock value past which the next flush rolls the table over instead of wrapping. */
 export const CLOCK_LIMIT = 2 ** 31 - 2 ** 20;
 
@@ -33,7 +50,8 @@ const CLOCK = 0;
 const GLOBAL_EPOCH = 1;
 const ROLLOVERS = 2;
 const STOLEN = 3; // owner words taken back from dead workers by a synchronous caller
-const HEADER_WORDS = 4;
+const BY_TAG = 4; // 1: the table shards by tag alone (fixed at creation, read by attachers)
+const HEADER_WORDS = 8;
 // Per-shard words.
 const OWNER = 0;
 const INV_SEQ = 1;
@@ -94,7 +112,10 @@ export class Iotlb {
   readonly #shard: Int32Array;
   readonly #epoch: Int32Array;
   readonly #shifts: Int32Array;
+  readonly #asidEpoch: Int32Array;
   readonly #slots: Int32Array;
+  /** Whether every entry of a domain goes to one shard (the ATC: keyed by device), not by region. */
+  readonly #byTag: boolean;
   /**
    * The fill guard (step 3 of the fill protocol). Only the safety test turns it off, in one
    * thread, to prove that the test catches the race the guard closes.
@@ -105,22 +126,32 @@ export class Iotlb {
 
   /**
    * Creates a table of about `entries` slots over `shards` shards, or attaches to `handles`.
-   * Capacity is rounded up to shards × sets × 8 ways, sets a power of two.
+   * Capacity is rounded up to shards × sets × 8 ways, sets a power of two. With `byTag` (the
+   * ATC, whose tags are devices) a tag's entries all go to the shard of hash(tag), as DESIGN.md
+   * shards config and ATC entries by SID. An attacher (with `handles`) ignores `byTag` and
+   * takes the creator's.
    */
-  constructor(entries: number, shards: number, handles?: IotlbHandles) {
+  constructor(entries: number, shards: number, handles?: IotlbHandles, byTag = false) {
     let sets = 1;
     while (sets * WAYS * shards < entries) sets *= 2;
     this.shards = shards;
     this.setsPerShard = sets;
-    const metaWords = HEADER_WORDS + shards * SHARD_WORDS + 2 * MAX_TAGS;
+    const metaWords = HEADER_WORDS + shards * SHARD_WORDS + 2 * MAX_TAGS + ASID_EPOCHS;
     const meta = handles?.meta ?? new SharedArrayBuffer(metaWords * 4);
     const slots = handles?.slots ?? new SharedArrayBuffer(shards * sets * WAYS * SLOT_WORDS * 4);
     this.#meta = new Int32Array(meta, 0, HEADER_WORDS);
     this.#shard = new Int32Array(meta, HEADER_WORDS * 4, shards * SHARD_WORDS);
     this.#epoch = new Int32Array(meta, (HEADER_WORDS + shards * SHARD_WORDS) * 4, MAX_TAGS);
     this.#shifts = new Int32Array(meta, (HEADER_WORDS + shards * SHARD_WORDS + MAX_TAGS) * 4, MAX_TAGS);
+    this.#asidEpoch = new Int32Array(meta, (HEADER_WORDS + shards * SHARD_WORDS + 2 * MAX_TAGS) * 4, ASID_EPOCHS);
     this.#slots = new Int32Array(slots);
-    if (handles === undefined) this.#meta[CLOCK] = 1;
+    if (handles === undefined) {
+      this.#meta[CLOCK] = 1;
+      this.#meta[BY_TAG] = byTag ? 1 : 0;
+    }
+    // An attacher takes the sharding from the buffer: a disagreement would hide entries from
+    // the invalidations of another thread.
+    this.#byTag = this.#meta[BY_TAG] === 1;
   }
 
   /** The buffers to hand to a worker (with the same `entries` and `shards`). */
@@ -138,9 +169,37 @@ export class Iotlb {
     return this.#slots.byteLength / this.capacity;
   }
 
-  /** The shard of (tag, iova). */
+  /**
+   * The tag word of (domain, ASID/PASID): what lookups, fills and exact invalidations take. A
+   * plain domain index is the tag word of ASID 0.
+   */
+  static tagWord(domain: number, asid: number): number {
+    return domain | (asid << 12) | 0;
+  }
+
+  /** Whether the table shards by tag alone (the ATC). */
+  get byTag(): boolean {
+    return this.#byTag;
+  }
+
+  /** The shard of (tag, iova): by the tag word's domain and the 2 MiB region (or the tag alone). */
   shardOf(tag: number, iova: number): number {
-    return mix(tag, (iova / 2097152) | 0) % this.shards;
+    return this.#byTag
+      ? mix(tag & DOMAIN_BITS, 0) % this.shards
+      : mix(tag & DOMAIN_BITS, (iova / 2097152) | 0) % this.shards;
+  }
+
+  #asidSlot(tag: number): number {
+    return mix(tag, 0x41534944) & (ASID_EPOCHS - 1);
+  }
+
+  /** The epoch floor of a tag word: a hit needs a stamp above it. */
+  #floor(tag: number): number {
+    return Math.max(
+      this.#epoch[tag & DOMAIN_BITS]!,
+      Atomics.load(this.#meta, GLOBAL_EPOCH),
+      this.#asidEpoch[this.#asidSlot(tag)]!,
+    );
   }
 
   /** First slot word of set `set` in shard `shard`. */
@@ -159,10 +218,10 @@ export class Iotlb {
    * a fresh stamp and every access bit already granted by a walk.
    */
   lookup(tag: number, iova: number, access: number): number {
-    let mask = this.#shifts[tag]!;
+    let mask = this.#shifts[tag & DOMAIN_BITS]! & SHIFT_BITS;
     if (mask === 0) return -1;
     const slots = this.#slots;
-    const floor = Math.max(this.#epoch[tag]!, Atomics.load(this.#meta, GLOBAL_EPOCH));
+    const floor = this.#floor(tag);
     const shard = this.shardOf(tag, iova);
     while (mask !== 0) {
       const shift = 31 - Math.clz32(mask & -mask);
@@ -246,8 +305,7 @@ export class Iotlb {
       if (slots[at + 1] === tag && slots[at + 2] === keyLo && slots[at + 3] === keyHi) {
         victim = at;
         // The same page filled again (another access type): grant the union, if still fresh.
-        if (slots[at + 6]! > Math.max(this.#epoch[tag]!, Atomics.load(this.#meta, GLOBAL_EPOCH)))
-          granted |= slots[at + 5]!;
+        if (slots[at + 6]! > this.#floor(tag)) granted |= slots[at + 5]!;
         break;
       }
       if (victim < 0 && slots[at + 1] === 0) victim = at;
@@ -267,7 +325,9 @@ export class Iotlb {
     slots[victim + 5] = granted;
     slots[victim + 6] = c0;
     Atomics.store(slots, victim, ((v + 1) | 1) + 1);
-    Atomics.or(this.#shifts, tag, 1 << shift);
+    const dom = tag & DOMAIN_BITS;
+    const bits = (1 << shift) | (tag !== dom ? HAS_ASIDS : 0);
+    if ((this.#shifts[dom]! & bits) !== bits) Atomics.or(this.#shifts, dom, bits);
     Atomics.add(this.#shard, sw + FILLS, 1);
     Atomics.store(this.#shard, sw + OWNER, 0);
     return true;
@@ -304,18 +364,28 @@ export class Iotlb {
    * Invalidates [iova, iova+length) under `tag`, shard by shard under its owner word, bumping the
    * shard's invalidation sequence before probing. A range of more than `maxPages` pages at its
    * smallest cached size flushes the whole tag instead (an over-invalidation, as Linux's
-   * CMDQ_MAX_TLBI_OPS does). Returns the entries cleared.
+   * CMDQ_MAX_TLBI_OPS does). `tag` is a tag word, or a domain with `asid` = ALL_ASIDS for every
+   * ASID of the domain (a domain that has cached ASIDs other than 0 is then flushed whole, an
+   * over-invalidation: its entries are not indexed by address alone). Returns the entries cleared.
    */
-  invalidateRange(tag: number, iova: number, length: number, maxPages = 512): number {
+  invalidateRange(tag: number, iova: number, length: number, maxPages = 512, asid = 0): number {
     if (length <= 0) return 0;
-    const mask = this.#shifts[tag]!;
+    if (asid === ALL_ASIDS) {
+      if ((this.#shifts[tag & DOMAIN_BITS]! & HAS_ASIDS) !== 0) {
+        this.flushTag(tag & DOMAIN_BITS);
+        Atomics.add(this.#shard, OVER_INVALIDATIONS, 1);
+        return 0;
+      }
+      tag &= DOMAIN_BITS;
+    }
+    const mask = this.#shifts[tag & DOMAIN_BITS]! & SHIFT_BITS;
     const end = iova + length;
     const firstRegion = Math.floor(iova / 2 ** 21) * 2 ** 21;
     const regions = (end - firstRegion) / 2 ** 21;
     const smallest = mask === 0 ? 21 : 31 - Math.clz32(mask & -mask);
     if (length / 2 ** smallest > maxPages || regions > maxPages) {
       // The epoch also defeats fills in flight: their stamps predate it.
-      this.flushTag(tag);
+      this.flushTag(tag & DOMAIN_BITS);
       Atomics.add(this.#shard, OVER_INVALIDATIONS, 1);
       return 0;
     }
@@ -328,7 +398,7 @@ export class Iotlb {
       Atomics.add(this.#shard, sw + INV_SEQ, 1);
       const lo = Math.max(iova, region);
       const hi = Math.min(end, region + 2 ** 21);
-      for (let m = this.#shifts[tag]!; m !== 0; m &= m - 1) {
+      for (let m = this.#shifts[tag & DOMAIN_BITS]! & SHIFT_BITS; m !== 0; m &= m - 1) {
         const shift = 31 - Math.clz32(m & -m);
         const size = POW2[shift]!;
         for (let page = Math.floor(lo / size); page * size < hi; page++)
@@ -389,17 +459,27 @@ export class Iotlb {
 
   /**
    * The part of a range invalidation that falls in `shard`'s regions, run by the shard's owner
-   * (the caller holds the owner word): bumps the invalidation sequence, then clears.
+   * (the caller holds the owner word): bumps the invalidation sequence, then clears. With `asid`
+   * = ALL_ASIDS, `tag` is a domain and every ASID of it goes (a domain with ASIDs other than 0 is
+   * flushed whole instead: see {@link invalidateRange}).
    */
-  invalidateRangeInShard(shard: number, tag: number, iova: number, length: number): number {
+  invalidateRangeInShard(shard: number, tag: number, iova: number, length: number, asid = 0): number {
     const end = iova + length;
     Atomics.add(this.#shard, shard * SHARD_WORDS + INV_SEQ, 1);
+    if (asid === ALL_ASIDS) {
+      if ((this.#shifts[tag & DOMAIN_BITS]! & HAS_ASIDS) !== 0) {
+        this.flushTag(tag & DOMAIN_BITS);
+        Atomics.add(this.#shard, OVER_INVALIDATIONS, 1);
+        return 0;
+      }
+      tag &= DOMAIN_BITS;
+    }
     let cleared = 0;
     for (let region = Math.floor(iova / 2097152) * 2097152; region < end; region += 2097152) {
       if (this.shardOf(tag, region) !== shard) continue;
       const lo = Math.max(iova, region);
       const hi = Math.min(end, region + 2097152);
-      for (let m = this.#shifts[tag]!; m !== 0; m &= m - 1) {
+      for (let m = this.#shifts[tag & DOMAIN_BITS]! & SHIFT_BITS; m !== 0; m &= m - 1) {
         const shift = 31 - Math.clz32(m & -m);
         const size = POW2[shift]!;
         for (let page = Math.floor(lo / size); page * size < hi; page++)
@@ -416,9 +496,14 @@ export class Iotlb {
     return Atomics.add(this.#meta, CLOCK, 1);
   }
 
-  /** Flushes everything cached under `tag`: one epoch store, on no shard. */
+  /** Flushes everything cached under domain `tag`, every ASID: one epoch store, on no shard. */
   flushTag(tag: number): void {
-    Atomics.store(this.#epoch, tag, this.#tick());
+    Atomics.store(this.#epoch, tag & DOMAIN_BITS, this.#tick());
+  }
+
+  /** Flushes one (domain, ASID) tag word: one store into the hashed ASID epochs. */
+  flushAsid(tag: number): void {
+    Atomics.store(this.#asidEpoch, this.#asidSlot(tag), this.#tick());
   }
 
   /** Flushes everything: one global epoch store. */
@@ -452,6 +537,7 @@ export class Iotlb {
     // The clock and epochs are reset before the sequences move: a fill that reads the new
     // sequence then also reads the new clock (a fill stamped above the clock is refused anyway).
     for (let t = 0; t < MAX_TAGS; t++) Atomics.store(this.#epoch, t, 0);
+    for (let t = 0; t < ASID_EPOCHS; t++) Atomics.store(this.#asidEpoch, t, 0);
     Atomics.store(this.#meta, GLOBAL_EPOCH, 0);
     Atomics.store(this.#meta, CLOCK, 1);
     for (let s = 0; s < this.shards; s++) Atomics.add(this.#shard, s * SHARD_WORDS + INV_SEQ, 1);

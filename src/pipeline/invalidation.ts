@@ -1,7 +1,18 @@
 import { BehaviorSubject, concatMap, from, Subject, type Observable, type Subscription } from 'rxjs';
 import type { Piscina } from 'piscina';
-import { OWNER_WORKER_BASE, runShardOps, type Iotlb, type IotlbHandles, type ShardResult } from '../cache/index.js';
-import { Op, OP_WORDS, opAddr, type OpList } from '../ops/index.js';
+import {
+  Iotlb,
+  OWNER_WORKER_BASE,
+  ownShard,
+  reclaimShard,
+  releaseShard,
+  runShardOps,
+  shardCachesSpec,
+  type ConfigCache,
+  type ShardCaches,
+  type ShardResult,
+} from '../cache/index.js';
+import { Op, OpFlag, OP_WORDS, opAddr, type OpList } from '../ops/index.js';
 import { IommufdError } from '../util/errors.js';
 import { makePool } from './pool.js';
 
@@ -25,9 +36,9 @@ export interface PipelineMetrics {
   /** Segments run on the calling thread, and on the pool. */
   inlineSegments: number;
   poolSegments: number;
-  /** IOTLB entries cleared. */
+  /** Cache entries cleared (IOTLB, ATC, config). */
   cleared: number;
-  /** Config-cache ops (not run until that cache exists), and ATC ops without an ATC. */
+  /** Shadow-sync ops (not run until nesting exists), and ATC or config ops without that cache. */
   unsupported: number;
   /** Shard tasks run again after their worker died. */
   recoveries: number;
@@ -50,8 +61,10 @@ export interface PipelineOptions {
   maxAttempts?: number;
   /** Ranges of more 2 MiB regions than this become a flush of their tag. Default 512. */
   maxRegions?: number;
-  /** The devices' ATC table, for ATC invalidation ops (their second tag is the device slot). */
+  /** The devices' ATC table (tagged by device, sharded by tag), for ATC invalidation ops. */
   atc?: Iotlb | undefined;
+  /** The config cache, for config invalidation ops. */
+  config?: ConfigCache | undefined;
 }
 
 interface Job {
@@ -92,8 +105,10 @@ export class InvalidationPipeline {
   readonly #pool: Piscina<ShardTask, ShardResult> | undefined;
   readonly #batches = new Subject<Job>();
   readonly #sub: Subscription;
-  readonly #o: Required<Omit<PipelineOptions, 'atc'>>;
+  readonly #o: Required<Omit<PipelineOptions, 'atc' | 'config'>>;
   readonly #atc: Iotlb | undefined;
+  readonly #config: ConfigCache | undefined;
+  readonly #caches: ShardCaches;
   #queued = 0;
   #room: (() => void)[] = [];
   #idle: Promise<void> = Promise.resolve();
@@ -114,23 +129,28 @@ export class InvalidationPipeline {
     recoveries: 0,
   };
 
-  /** Creates a pipeline over an IOTLB (`handles` and geometry let the workers attach to it). */
-  constructor(
-    iotlb: Iotlb,
-    shared: { handles: IotlbHandles; entries: number; shards: number },
-    opts: PipelineOptions = {},
-  ) {
+  /**
+   * Creates a pipeline over an IOTLB (and the ATC and config cache of `opts`, which must have as
+   * many shards). The workers attach to the caches' shared buffers once, at start-up.
+   */
+  constructor(iotlb: Iotlb, opts: PipelineOptions = {}) {
     this.#iotlb = iotlb;
     this.#listLen = new Int32Array(iotlb.shards);
-    const { atc, ...rest } = opts;
+    const { atc, config, ...rest } = opts;
+    for (const c of [atc, config]) {
+      if (c !== undefined && c.shards !== iotlb.shards)
+        throw new IommufdError('EINVAL', `every cache needs ${iotlb.shards} shards, like the IOTLB (got ${c.shards})`);
+    }
     this.#atc = atc;
+    this.#config = config;
+    this.#caches = { iotlb, atc, config };
     this.#o = { threads: 2, inlineThreshold: 65536, maxQueued: 16, maxAttempts: 3, maxRegions: 512, ...rest };
     this.#metrics = new BehaviorSubject({ ...this.#m });
     this.metrics$ = this.#metrics.asObservable();
     this.#pool =
       this.#o.threads > 0
         ? makePool<ShardTask, ShardResult>('shard', {
-            workerData: { iotlb: shared },
+            workerData: shardCachesSpec(this.#caches),
             minThreads: this.#o.threads,
             maxThreads: this.#o.threads,
           })
@@ -217,7 +237,8 @@ export class InvalidationPipeline {
 
   /**
    * Route: wide flushes become epoch stores here and now; ranges go to the shards of their
-   * 2 MiB regions (too many regions: a flush of their tag); other ops to shard 0's list.
+   * 2 MiB regions (too many regions: a flush of their tag); exact config and ATC ops go to the
+   * shard of their SID or device; crash ops to the shard they name; shadow syncs to shard 0.
    */
   #route(w: Uint32Array, from: number, to: number): { tasks: ShardTask[]; routed: number } {
     const shards = this.#iotlb.shards;
@@ -239,8 +260,11 @@ export class InvalidationPipeline {
           this.#m.epochFlushes++;
           break;
         case Op.IotlbTag:
-        case Op.IotlbAsid: // no ASID dimension in host domains yet: the whole tag, an over-invalidation
           this.#iotlb.flushTag(tag);
+          this.#m.epochFlushes++;
+          break;
+        case Op.IotlbAsid:
+          this.#iotlb.flushAsid(Iotlb.tagWord(tag, w[at + 3]!));
           this.#m.epochFlushes++;
           break;
         case Op.IotlbRange:
@@ -250,8 +274,11 @@ export class InvalidationPipeline {
           const first = Math.floor(addr / 2097152);
           const regions = Math.ceil((addr + pages * 4096) / 2097152) - first;
           if (pages === 0xffffffff || regions > this.#o.maxRegions) {
-            this.#iotlb.flushTag(tag);
-            this.#m.overInvalidations++;
+            // All pages of one ASID is an ASID flush; anything else flushes the domain.
+            if (w[at] === Op.IotlbRange) this.#iotlb.flushAsid(Iotlb.tagWord(tag, w[at + 3]!));
+            else this.#iotlb.flushTag(tag);
+            if (pages === 0xffffffff) this.#m.epochFlushes++;
+            else this.#m.overInvalidations++;
             break;
           }
           for (let r = 0; r < regions; r++) {
@@ -265,36 +292,62 @@ export class InvalidationPipeline {
           break;
         }
         case Op.AtcInv: {
-          // The device's ATC, by device slot (second tag) and range; all pages: the whole device.
-          const slot = w[at + 3]!;
-          const pages = w[at + 6]!;
-          if (this.#atc === undefined) {
+          // The device's ATC, by device (second tag), PASID (tag) or all PASIDs, and range.
+          const atc = this.#atc;
+          const dev = w[at + 3]!;
+          const all = (w[at + 7]! & OpFlag.AllPasids) !== 0;
+          if (atc === undefined) {
             this.#m.unsupported++;
-          } else if (pages === 0xffffffff) {
-            this.#atc.flushTag(slot);
+          } else if (w[at + 6] === 0xffffffff) {
+            if (all) atc.flushTag(dev);
+            else atc.flushAsid(Iotlb.tagWord(dev, tag));
             this.#m.epochFlushes++;
           } else {
-            this.#m.cleared += this.#atc.invalidateRange(slot, opAddr(w, i), pages * 4096);
+            routed += this.#push(lists, n, atc.shardOf(dev, 0), i);
           }
           break;
         }
-        case Op.Crash: {
-          const s = w[at + 2]! % shards;
-          lists[s]![n[s]!] = i;
-          n[s]!++;
-          routed++;
+        case Op.CfgSid:
+        case Op.CfgDid:
+        case Op.CfgDidPasid:
+        case Op.CfgAll: {
+          const cfg = this.#config;
+          if (cfg === undefined) this.#m.unsupported++;
+          else {
+            const op = w[at];
+            if (op === Op.CfgSid) cfg.flushSids(w[at + 3]!, Math.max(1, w[at + 6]!));
+            else if (op === Op.CfgDid) cfg.flushDid(tag);
+            else if (op === Op.CfgDidPasid) cfg.flushDidPasid(tag, w[at + 3]!);
+            else cfg.flushAll();
+            this.#m.epochFlushes++;
+          }
           break;
         }
+        case Op.CfgSidSsid:
+          if (this.#config === undefined) this.#m.unsupported++;
+          else routed += this.#push(lists, n, this.#config.shardOf(w[at + 3]!), i);
+          break;
+        case Op.Crash:
+          routed += this.#push(lists, n, w[at + 2]! % shards, i);
+          break;
+        case Op.ShadowSync:
+          // Counted as unsupported by the shard that runs it, until nesting exists.
+          routed += this.#push(lists, n, 0, i);
+          break;
         default:
-          // Config and ATC ops, shadow sync: counted by the shard that would run them.
-          lists[0]![n[0]!] = i;
-          n[0]!++;
-          routed++;
+          // Nop and Barrier (segments end at barriers): nothing to run.
+          break;
       }
     }
     const tasks: ShardTask[] = [];
     for (let s = 0; s < shards; s++) if (n[s]! > 0) tasks.push({ shard: s, ops: w, list: lists[s]!, n: n[s]! });
     return { tasks, routed };
+  }
+
+  #push(lists: Int32Array[], n: Int32Array, shard: number, i: number): number {
+    lists[shard]![n[shard]!] = i;
+    n[shard]!++;
+    return 1;
   }
 
   /**
@@ -332,13 +385,13 @@ export class InvalidationPipeline {
   }
 
   #runInline(t: ShardTask): ShardResult {
-    this.#iotlb.own(t.shard);
+    ownShard(this.#caches, t.shard);
     try {
-      return runShardOps(this.#iotlb, t.shard, t.ops, t.list, t.n, () => {
+      return runShardOps(this.#caches, t.shard, t.ops, t.list, t.n, () => {
         throw new IommufdError('EIO', `shard ${t.shard}: crash op`);
       });
     } finally {
-      this.#iotlb.release(t.shard);
+      releaseShard(this.#caches, t.shard);
     }
   }
 
@@ -350,9 +403,13 @@ export class InvalidationPipeline {
         // The worker died (or failed) mid-batch: take the owner word back, flush everything
         // with one epoch store (what it half-did cannot linger), and run the ops again.
         // Only a worker's id: a live fill or the control plane may hold it otherwise.
-        const holder = this.#iotlb.ownerOf(t.shard);
-        if (holder >= OWNER_WORKER_BASE) this.#iotlb.reclaimOwner(t.shard, holder);
+        for (const c of [this.#iotlb, this.#atc, this.#config]) {
+          const holder = c?.ownerOf(t.shard) ?? 0;
+          if (holder >= OWNER_WORKER_BASE) reclaimShard(this.#caches, t.shard, holder);
+        }
         this.#iotlb.flushAll();
+        this.#atc?.flushAll();
+        this.#config?.flushAll();
         this.#m.recoveries++;
         if (attempt >= this.#o.maxAttempts) {
           throw new IommufdError(

@@ -36,9 +36,12 @@ export class IommufdCtx {
   readonly tables: ContextTables;
   /** The IOTLB, shared by every translating thread (undefined when disabled). */
   readonly iotlb: Iotlb | undefined;
-  /** The devices' ATCs (PCIe ATS): one table tagged by device slot (with the IOTLB, or none). */
+  /**
+   * The devices' ATCs (PCIe ATS): one table tagged by (device slot, PASID), sharded by device
+   * (with the IOTLB, or none).
+   */
   readonly atc: Iotlb | undefined;
-  /** For each domain descriptor, the slots of the ATS devices whose RID it translates. */
+  /** For each domain descriptor, the ATC tag words (device slot, PASID) of the ATS devices it translates for. */
   readonly atsDevices = new Map<number, Set<number>>();
   /** The control-plane thread's translator. */
   readonly translator: Translator;
@@ -57,7 +60,10 @@ export class IommufdCtx {
     this.tables = new ContextTables(this.memory.phys, this.memory.frames);
     this.memory.onReclaimOther = (index) => this.tables.recycleDomain(index);
     this.iotlb = opts.iotlbEntries > 0 ? new Iotlb(opts.iotlbEntries, opts.iotlbShards) : undefined;
-    this.atc = opts.iotlbEntries > 0 ? new Iotlb(Math.max(1024, opts.iotlbEntries >> 2), opts.iotlbShards) : undefined;
+    this.atc =
+      opts.iotlbEntries > 0
+        ? new Iotlb(Math.max(1024, opts.iotlbEntries >> 2), opts.iotlbShards, undefined, true)
+        : undefined;
     this.translator = new Translator(this.memory.phys, this.tables, this.memory.reclaimer, -1, this.iotlb, this.atc);
     this.privileged = opts.privileged;
   }

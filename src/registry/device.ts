@@ -1,3 +1,4 @@
+import { Iotlb } from '../cache/index.js';
 import { DEV_ATS, NO_PASID } from '../translate/index.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
@@ -114,20 +115,20 @@ function reserveRegions(dev: DeviceObject, hwpt: HwptPagingObject, undo: (() => 
 /** Publishes the domain for the device's RID or PASID in the shared context tables. */
 function publish(ctx: IommufdCtx, dev: DeviceObject, pasid: number, hwpt: HwptPagingObject | undefined): void {
   const d = hwpt === undefined ? 0 : hwpt.domain.descriptor;
-  if (pasid !== NO_PASID) {
-    ctx.tables.setPasidDomain(dev.slot, pasid, d);
-    return;
-  }
-  ctx.tables.setRidDomain(dev.slot, d);
+  if (pasid !== NO_PASID) ctx.tables.setPasidDomain(dev.slot, pasid, d);
+  else ctx.tables.setRidDomain(dev.slot, d);
   if (!dev.ats) return;
-  // Replace and detach drop the device's ATC entries (DESIGN.md "Nesting, shadow updates and
-  // replace"), and the domains' unmaps learn which ATS devices they must invalidate.
-  ctx.atc?.flushTag(dev.slot);
-  if (dev.rid !== undefined) ctx.atsDevices.get(dev.rid.domain.descriptor)?.delete(dev.slot);
+  // Replace and detach drop the device's ATC entries for this RID or PASID (DESIGN.md "Nesting,
+  // shadow updates and replace"), and the domains' unmaps learn which ATC tags they must
+  // invalidate.
+  const tag = Iotlb.tagWord(dev.slot, pasid === NO_PASID ? 0 : pasid);
+  ctx.atc?.flushAsid(tag);
+  const old = attached(dev, pasid);
+  if (old !== undefined) ctx.atsDevices.get(old.domain.descriptor)?.delete(tag);
   if (d !== 0) {
     let set = ctx.atsDevices.get(d);
     if (set === undefined) ctx.atsDevices.set(d, (set = new Set()));
-    set.add(dev.slot);
+    set.add(tag);
   }
 }
 

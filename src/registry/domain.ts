@@ -112,7 +112,7 @@ class TableDomain implements PagingDomain {
     ctx.iotlb?.invalidateRange(this.descriptor, Number(iova), Number(length));
     // Then the ATCs of the ATS devices on this domain, as the kernel flushes device TLBs itself.
     const ats = ctx.atsDevices.get(this.descriptor);
-    if (ats !== undefined) for (const slot of ats) ctx.atc?.invalidateRange(slot, Number(iova), Number(length));
+    if (ats !== undefined) for (const tag of ats) ctx.atc?.invalidateRange(tag, Number(iova), Number(length));
     return BigInt(n);
   }
 

@@ -40,7 +40,7 @@ export function attachTranslator(handles: DataPlaneHandles): {
   const t = handles.iotlb;
   const iotlb = t === undefined ? undefined : new Iotlb(t.entries, t.shards, t.handles);
   const a = handles.atc;
-  const atc = a === undefined ? undefined : new Iotlb(a.entries, a.shards, a.handles);
+  const atc = a === undefined ? undefined : new Iotlb(a.entries, a.shards, a.handles, true);
   return {
     translator: new Translator(memory.phys, tables, memory.reclaimer, slot, iotlb, atc),
     slot,

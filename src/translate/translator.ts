@@ -77,17 +77,18 @@ export class Translator {
     // What the caches keep per entry: R/W/X, and bit 3 "user" (the inverse of Access.Priv), so
     // that a grant to a privileged request never serves an unprivileged one.
     const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
-    // The device's own ATC (PCIe ATS), for requests without PASID. It is tagged by device, not
-    // by domain, so its fill sequence and clock are read before the device's domain: a replace
-    // switches the domain and then flushes the device's ATC tag, which outdates any fill from a
-    // walk that still saw the old domain.
-    const atc = pasid === NO_PASID && (this.#ctx.deviceFlags(dev) & DEV_ATS) !== 0 ? this.#atc : undefined;
+    // The device's own ATC (PCIe ATS), tagged by (device, PASID) rather than by domain, so its
+    // fill sequence and clock are read before the device's domain: a replace switches the domain
+    // and then flushes the device's ATC tag, which outdates any fill from a walk that still saw
+    // the old domain.
+    const atc = (this.#ctx.deviceFlags(dev) & DEV_ATS) !== 0 ? this.#atc : undefined;
+    const atag = dev | ((pasid === NO_PASID ? 0 : pasid) << 12);
     let a0 = 0;
     let ac0 = 0;
     if (atc !== undefined) {
-      a0 = atc.fillSeq(dev, iova);
+      a0 = atc.fillSeq(atag, iova);
       ac0 = atc.fillClock();
-      const hit = atc.lookup(dev, iova, want);
+      const hit = atc.lookup(atag, iova, want);
       if (hit >= 0) {
         this.atcHits++;
         if (slot >= 0) this.#reclaimer.exit(slot);
@@ -106,7 +107,7 @@ export class Translator {
         const hit = tlb.lookup(domain, iova, want);
         if (hit >= 0) {
           this.hits++;
-          if (atc !== undefined) atc.fill(dev, iova, hit, tlb.lastShift, want, a0, ac0, this.#owner);
+          if (atc !== undefined) atc.fill(atag, iova, hit, tlb.lastShift, want, a0, ac0, this.#owner);
           if (slot >= 0) this.#reclaimer.exit(slot);
           return hit;
         }
@@ -137,7 +138,7 @@ export class Translator {
       }
       if (result >= 0) {
         if (tlb !== undefined) tlb.fill(domain, iova, result, this.fault.leafShift, want, s0, c0, this.#owner);
-        if (atc !== undefined) atc.fill(dev, iova, result, this.fault.leafShift, want, a0, ac0, this.#owner);
+        if (atc !== undefined) atc.fill(atag, iova, result, this.fault.leafShift, want, a0, ac0, this.#owner);
       }
     }
     if (slot >= 0) this.#reclaimer.exit(slot);

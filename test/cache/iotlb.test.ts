@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CLOCK_LIMIT, Iotlb, OWNER_CONTROL } from '../../src/cache/index.js';
+import { ALL_ASIDS, CLOCK_LIMIT, Iotlb, OWNER_CONTROL } from '../../src/cache/index.js';
 import { Access, Iommufd, MOCK_APERTURE_START } from '../../src/index.js';
 
 const R = Access.Read;
@@ -91,10 +91,9 @@ describe('IOTLB', () => {
 
   it('a fill that finds the shard owned is skipped, never waits', () => {
     const t = new Iotlb(1024, 1);
-    const meta = new Int32Array(t.handles().meta);
-    meta[4] = OWNER_CONTROL; // shard 0's owner word (after the 4 header words)
+    expect(t.tryOwn(0, OWNER_CONTROL)).toBe(true);
     expect(fill(t, 1, 0, 0x1000, 12, R)).toBe(false);
-    meta[4] = 0;
+    t.release(0);
     expect(fill(t, 1, 0, 0x1000, 12, R)).toBe(true);
   });
 
@@ -208,9 +207,95 @@ describe('IOTLB in the translation path', () => {
     void fd.close();
   });
 
+  it('the ATC serves PASID requests too, tagged (device, PASID): an unmap and a PASID replace reach exactly them', () => {
+    const fd = Iommufd.open({ memoryBytes: 16 * 2 ** 20 });
+    const a = fd.ioasAlloc();
+    const b = fd.ioasAlloc();
+    const dev = fd.deviceBind({ iommu: 'smmuv3', ats: true, pasidBits: 8 });
+    const ha = fd.hwptAlloc({ devId: dev, ptId: a, flags: { pasid: true } });
+    const hb = fd.hwptAlloc({ devId: dev, ptId: b, flags: { pasid: true } });
+    fd.deviceAttach(dev, ha);
+    fd.deviceAttach(dev, hb, { pasid: 7 });
+    const va = fd.memory.mmap(3n * 4096n);
+    fd.ioasMap(a, { userVa: va, length: 4096n, iova: 0x100000n, flags: { fixedIova: true } });
+    fd.ioasMap(b, { userVa: va + 4096n, length: 4096n, iova: 0x100000n, flags: { fixedIova: true } });
+    const rid = fd.translate(dev, 0x100000, R);
+    const p7 = fd.translate(dev, 0x100000, R, 7);
+    expect(p7).toBe(rid + 4096); // the RID and PASID 7 are cached apart
+    expect([fd.translate(dev, 0x100000, R), fd.translate(dev, 0x100000, R, 7)]).toEqual([rid, p7]);
+    expect(fd.cacheStats().atcHits).toBe(2);
+    fd.ioasUnmap(b, 0x100000n, 4096n); // PASID 7's domain
+    expect(fd.translate(dev, 0x100000, R, 7)).toBeLessThan(0);
+    expect(fd.translate(dev, 0x100000, R)).toBe(rid);
+    expect(fd.cacheStats().atcHits).toBe(3); // the RID's entry survived
+    fd.deviceReplace(dev, ha, { pasid: 7 });
+    expect(fd.translate(dev, 0x100000, R, 7)).toBe(rid);
+    void fd.close();
+  });
+
   it('can be turned off', () => {
     const fd = Iommufd.open({ memoryBytes: 16 * 2 ** 20, iotlb: false });
     expect(fd.cacheStats().capacity).toBe(0);
     void fd.close();
+  });
+});
+
+describe('IOTLB: the ASID/PASID dimension', () => {
+  const A1 = Iotlb.tagWord(7, 1);
+  const A2 = Iotlb.tagWord(7, 0xfffff); // the largest PASID
+  it('entries of one domain under different ASIDs are distinct, and an ASID flush takes only its own', () => {
+    const t = new Iotlb(1024, 4);
+    fill(t, A1, 0x1000, 0xa000, 12, R);
+    fill(t, A2, 0x1000, 0xb000, 12, R);
+    fill(t, 7, 0x1000, 0xc000, 12, R); // ASID 0
+    expect([t.lookup(A1, 0x1000, R), t.lookup(A2, 0x1000, R), t.lookup(7, 0x1000, R)]).toEqual([
+      0xa000, 0xb000, 0xc000,
+    ]);
+    t.flushAsid(A1);
+    expect([t.lookup(A1, 0x1000, R), t.lookup(A2, 0x1000, R), t.lookup(7, 0x1000, R)]).toEqual([-1, 0xb000, 0xc000]);
+    t.flushTag(7); // the domain: every ASID
+    expect([t.lookup(A2, 0x1000, R), t.lookup(7, 0x1000, R)]).toEqual([-1, -1]);
+  });
+
+  it('a range invalidation under one ASID is exact; "all ASIDs" of a domain with ASIDs flushes the domain', () => {
+    const t = new Iotlb(4096, 4);
+    for (let p = 0; p < 4; p++) {
+      fill(t, A1, p * 4096, 0x10000 + p * 4096, 12, R);
+      fill(t, A2, p * 4096, 0x20000 + p * 4096, 12, R);
+    }
+    expect(t.invalidateRange(A1, 4096, 2 * 4096)).toBe(2);
+    expect([0, 1, 2, 3].map((p) => t.lookup(A1, p * 4096, R) >= 0)).toEqual([true, false, false, true]);
+    expect([0, 1, 2, 3].map((p) => t.lookup(A2, p * 4096, R) >= 0)).toEqual([true, true, true, true]);
+    const over = t.counters().overInvalidations;
+    t.invalidateRange(7, 0, 4096, 512, ALL_ASIDS);
+    expect(t.counters().overInvalidations).toBe(over + 1);
+    expect(t.lookup(A2, 3 * 4096, R)).toBe(-1);
+  });
+
+  it('"all ASIDs" of a domain that only ever cached ASID 0 is an exact range invalidation', () => {
+    const t = new Iotlb(4096, 4);
+    for (let p = 0; p < 4; p++) fill(t, 9, p * 4096, 0x10000 + p * 4096, 12, R);
+    expect(t.invalidateRange(9, 0, 2 * 4096, 512, ALL_ASIDS)).toBe(2);
+    expect([0, 1, 2, 3].map((p) => t.lookup(9, p * 4096, R) >= 0)).toEqual([false, false, true, true]);
+    expect(t.counters().overInvalidations).toBe(0);
+  });
+
+  it('an ASID flush defeats a fill in flight (its stamp predates the epoch)', () => {
+    const t = new Iotlb(1024, 4);
+    const s0 = t.fillSeq(A1, 0);
+    const c0 = t.fillClock();
+    t.flushAsid(A1);
+    expect(t.fill(A1, 0, 0x5000, 12, R, s0, c0, 1)).toBe(true); // inserted, but dead on arrival
+    expect(t.lookup(A1, 0, R)).toBe(-1);
+  });
+
+  it('a table sharded by tag keeps all of a tag in one shard, and an attacher takes the sharding from the buffer', () => {
+    const t = new Iotlb(4096, 8, undefined, true);
+    const shards = new Set([0, 1, 2, 3].map((r) => t.shardOf(Iotlb.tagWord(5, 3), r * 2097152)));
+    expect(shards.size).toBe(1);
+    const attached = new Iotlb(t.capacity, t.shards, t.handles(), false);
+    expect(attached.byTag).toBe(true);
+    fill(attached, Iotlb.tagWord(5, 3), 0x40_0000, 0x9000, 12, R);
+    expect(t.invalidateRange(Iotlb.tagWord(5, 3), 0x40_0000, 4096)).toBe(1);
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { Iotlb } from '../../src/cache/index.js';
-import { Op, OpList } from '../../src/ops/index.js';
+import { ConfigCache, Iotlb, NO_SSID } from '../../src/cache/index.js';
+import { Op, OpFlag, OpList } from '../../src/ops/index.js';
 import { InvalidationPipeline, type Completion } from '../../src/pipeline/index.js';
 
 const R = 1 | 8;
@@ -19,15 +19,11 @@ const live = (t: Iotlb, pages: number): number[] => {
   return out;
 };
 
-function shared(t: Iotlb): { handles: ReturnType<Iotlb['handles']>; entries: number; shards: number } {
-  return { handles: t.handles(), entries: t.capacity, shards: t.shards };
-}
-
 describe('invalidation pipeline, inline', () => {
   it('a range op routed by region clears exactly its pages; the barrier completes with its sequence', async () => {
     const t = filled(2048); // 8 MiB: four 2 MiB regions, spread over shards
     const before = live(t, 2048); // set conflicts may have evicted a few fills
-    const p = new InvalidationPipeline(t, shared(t), { threads: 0 });
+    const p = new InvalidationPipeline(t, { threads: 0 });
     const seen: Completion[] = [];
     p.completions$.subscribe((c) => seen.push(c));
     const ops = new OpList(8);
@@ -41,7 +37,7 @@ describe('invalidation pipeline, inline', () => {
 
   it('wide flushes are epoch stores: a tag flush and a global flush', async () => {
     const t = filled(64);
-    const p = new InvalidationPipeline(t, shared(t), { threads: 0 });
+    const p = new InvalidationPipeline(t, { threads: 0 });
     t.fill(9, 0, 0x5000, 12, R, t.fillSeq(9, 0), t.fillClock(), 1);
     const a = new OpList(4);
     a.push(Op.IotlbTag, 1, TAG);
@@ -61,7 +57,7 @@ describe('invalidation pipeline, inline', () => {
   it('barriers complete in order, batches in submission order, under backpressure', async () => {
     const t = filled(16);
     const before16 = live(t, 16);
-    const p = new InvalidationPipeline(t, shared(t), { threads: 0, maxQueued: 2 });
+    const p = new InvalidationPipeline(t, { threads: 0, maxQueued: 2 });
     const seen: number[] = [];
     p.completions$.subscribe((c) => seen.push(c.seq));
     const all = Array.from({ length: 10 }, (_, k) => {
@@ -81,7 +77,7 @@ describe('invalidation pipeline, inline', () => {
 describe('pipeline edges', () => {
   it('close() while a submitter waits for room: the waiter gets EBADF, accepted work finishes', async () => {
     const t = filled(16);
-    const p = new InvalidationPipeline(t, shared(t), { threads: 0, maxQueued: 1 });
+    const p = new InvalidationPipeline(t, { threads: 0, maxQueued: 1 });
     const ops = new OpList(2);
     ops.push(Op.IotlbRange, 1, TAG, 0, 0, 1);
     ops.push(Op.Barrier, 2);
@@ -94,11 +90,11 @@ describe('pipeline edges', () => {
 
   it('ATC invalidation ops reach the ATC table (by device slot), a whole device with all pages', async () => {
     const t = filled(16);
-    const atc = new Iotlb(1024, 2);
+    const atc = new Iotlb(1024, 4, undefined, true);
     for (const slot of [5, 6])
       for (let p = 0; p < 4; p++)
         atc.fill(slot, p * 4096, p * 4096, 12, R, atc.fillSeq(slot, p * 4096), atc.fillClock(), 1);
-    const p = new InvalidationPipeline(t, shared(t), { threads: 0, atc });
+    const p = new InvalidationPipeline(t, { threads: 0, atc });
     const ops = new OpList(4);
     ops.push(Op.AtcInv, 1, 0, 5, 4096, 2); // device 5, pages 1..2
     ops.push(Op.AtcInv, 2, 0, 6, 0, 0xffffffff); // all of device 6
@@ -114,7 +110,7 @@ describe('the doorbell path (submitSync)', () => {
   it('runs inline, emits the completion and returns the barrier before it returns', () => {
     const t = filled(64);
     const before = live(t, 64);
-    const p = new InvalidationPipeline(t, shared(t), { threads: 0 });
+    const p = new InvalidationPipeline(t, { threads: 0 });
     const seen: number[] = [];
     p.completions$.subscribe((c) => seen.push(c.seq));
     const ops = new OpList(4);
@@ -128,7 +124,7 @@ describe('the doorbell path (submitSync)', () => {
 
   it('refuses to overtake batches in flight (EBUSY), and works again once they are done', async () => {
     const t = filled(64);
-    const p = new InvalidationPipeline(t, shared(t), { threads: 0 });
+    const p = new InvalidationPipeline(t, { threads: 0 });
     const ops = new OpList(4);
     ops.push(Op.IotlbRange, 1, TAG, 0, 0, 1);
     ops.push(Op.Barrier, 2);
@@ -140,9 +136,100 @@ describe('the doorbell path (submitSync)', () => {
   });
 });
 
+describe('invalidation pipeline: ASID, config and ATC ops', () => {
+  it('IotlbAsid and IotlbRange name one ASID of a domain; IotlbRangeAllAsid every ASID', () => {
+    const t = new Iotlb(4096, 4);
+    const put = (asid: number, p: number): void => {
+      const tw = Iotlb.tagWord(TAG, asid);
+      t.fill(tw, p * 4096, 0x10000 + p * 4096, 12, R, t.fillSeq(tw, p * 4096), t.fillClock(), 1);
+    };
+    const has = (asid: number, p: number): boolean => t.lookup(Iotlb.tagWord(TAG, asid), p * 4096, R) >= 0;
+    for (const a of [1, 2]) for (let p = 0; p < 4; p++) put(a, p);
+    const p = new InvalidationPipeline(t, { threads: 0 });
+    const ops = new OpList(8);
+    ops.push(Op.IotlbRange, 1, TAG, 1, 4096, 1); // ASID 1, page 1
+    ops.push(Op.IotlbAsid, 2, TAG, 2); // all of ASID 2
+    ops.push(Op.Barrier, 3);
+    expect(p.submitSync(ops)).toBe(3);
+    expect([0, 1, 2, 3].map((q) => has(1, q))).toEqual([true, false, true, true]);
+    expect([0, 1, 2, 3].map((q) => has(2, q))).toEqual([false, false, false, false]);
+    const all = new OpList(2);
+    all.push(Op.IotlbRangeAllAsid, 4, TAG, 0, 0, 1);
+    p.submitSync(all);
+    expect(has(1, 3)).toBe(false); // a domain with ASIDs: the range for every ASID flushes it whole
+    void p.close();
+  });
+
+  it("config ops: exact ones run in the SID's shard, wide ones are epoch stores", async () => {
+    const t = new Iotlb(1024, 4);
+    const cfg = new ConfigCache(1024, 4);
+    const out = new Int32Array(8);
+    const put = (sid: number, ssid: number, did: number): void => {
+      cfg.fill(sid, ssid, did, [sid * 100 + ssid], cfg.fillSeq(sid), cfg.fillClock(), 1);
+    };
+    const has = (sid: number, ssid: number): boolean => cfg.lookup(sid, ssid, out) >= 0;
+    const load = (): void => {
+      for (const sid of [1, 2, 3]) for (const ssid of [NO_SSID, 1]) put(sid, ssid, sid === 3 ? 9 : 8);
+    };
+    const state = (): boolean[] => [1, 2, 3].flatMap((sid) => [has(sid, NO_SSID), has(sid, 1)]);
+    const p = new InvalidationPipeline(t, { threads: 0, config: cfg });
+    const run = (fn: (o: OpList) => void): void => {
+      load();
+      const o = new OpList(4);
+      fn(o);
+      o.push(Op.Barrier, 99);
+      p.submitSync(o);
+    };
+    run((o) => o.push(Op.CfgSidSsid, 1, 1, 2)); // (SID 2, SSID 1)
+    expect(state()).toEqual([true, true, true, false, true, true]);
+    run((o) => o.push(Op.CfgSid, 1, 0, 1, 0, 2)); // SIDs 1 and 2
+    expect(state()).toEqual([false, false, false, false, true, true]);
+    run((o) => o.push(Op.CfgDid, 1, 9));
+    expect(state()).toEqual([true, true, true, true, false, false]);
+    run((o) => o.push(Op.CfgDidPasid, 1, 8, 1));
+    expect(state()).toEqual([true, false, true, false, true, true]);
+    run((o) => o.push(Op.CfgAll, 1));
+    expect(state()).toEqual([false, false, false, false, false, false]);
+    let m = { unsupported: -1 };
+    p.metrics$.subscribe((x) => (m = x));
+    expect(m.unsupported).toBe(0);
+    await p.close();
+  });
+
+  it('ATC ops name a device and a PASID, or every PASID of the device', async () => {
+    const t = new Iotlb(1024, 4);
+    const atc = new Iotlb(1024, 4, undefined, true);
+    const put = (dev: number, pasid: number, q: number): void => {
+      const tw = Iotlb.tagWord(dev, pasid);
+      atc.fill(tw, q * 4096, q * 4096, 12, R, atc.fillSeq(tw, q * 4096), atc.fillClock(), 1);
+    };
+    const has = (dev: number, pasid: number, q: number): boolean =>
+      atc.lookup(Iotlb.tagWord(dev, pasid), q * 4096, R) >= 0;
+    for (const pasid of [0, 4]) for (let q = 0; q < 4; q++) put(5, pasid, q);
+    const p = new InvalidationPipeline(t, { threads: 0, atc });
+    const ops = new OpList(4);
+    ops.push(Op.AtcInv, 1, 4, 5, 0, 2); // device 5, PASID 4, pages 0..1
+    ops.push(Op.Barrier, 2);
+    p.submitSync(ops);
+    expect([0, 1, 2, 3].map((q) => has(5, 4, q))).toEqual([false, false, true, true]);
+    expect([0, 1, 2, 3].map((q) => has(5, 0, q))).toEqual([true, true, true, true]);
+    const all = new OpList(2);
+    all.push(Op.AtcInv, 3, 0, 5, 3 * 4096, 1, OpFlag.AllPasids); // page 3 of every PASID
+    p.submitSync(all);
+    expect([has(5, 0, 3), has(5, 4, 3), has(5, 0, 2)]).toEqual([false, false, false]); // the device had PASIDs: all of it
+    await p.close();
+  });
+
+  it('refuses caches with another shard count than the IOTLB', () => {
+    expect(
+      () => new InvalidationPipeline(new Iotlb(1024, 4), { threads: 0, config: new ConfigCache(1024, 2) }),
+    ).toThrow(expect.objectContaining({ errno: 'EINVAL' }));
+  });
+});
+
 describe('invalidation pipeline, on the pool', () => {
   const t = filled(4096, 8);
-  const p = new InvalidationPipeline(t, shared(t), { threads: 2, inlineThreshold: 4 });
+  const p = new InvalidationPipeline(t, { threads: 2, inlineThreshold: 4 });
   afterAll(() => p.close());
 
   it('large segments run on the workers, each shard under its owner word', async () => {
@@ -196,5 +283,30 @@ describe('invalidation pipeline, on the pool', () => {
     good.push(Op.Barrier, 2);
     expect(await p.submit(good)).toBe(2);
     for (let s = 0; s < t.shards; s++) expect(t.ownerOf(s)).toBe(0);
+  });
+});
+
+describe('invalidation pipeline: config and ATC slices on the pool', () => {
+  it("workers attach to the config cache and the ATC, and run exact ops under their shards' owner words", async () => {
+    const t = new Iotlb(1024, 4);
+    const cfg = new ConfigCache(1024, 4);
+    const atc = new Iotlb(1024, 4, undefined, true);
+    const out = new Int32Array(8);
+    for (let sid = 0; sid < 16; sid++) cfg.fill(sid, 1, 0, [sid], cfg.fillSeq(sid), cfg.fillClock(), 1);
+    for (let dev = 1; dev <= 8; dev++) atc.fill(dev, 0, 0x1000, 12, R, atc.fillSeq(dev, 0), atc.fillClock(), 1);
+    const p = new InvalidationPipeline(t, { threads: 2, inlineThreshold: 1, config: cfg, atc });
+    const ops = new OpList(32);
+    for (let sid = 0; sid < 16; sid += 2) ops.push(Op.CfgSidSsid, sid, 1, sid);
+    for (let dev = 1; dev <= 8; dev += 2) ops.push(Op.AtcInv, 20 + dev, 0, dev, 0, 1);
+    ops.push(Op.Barrier, 40);
+    expect(await p.submit(ops)).toBe(40);
+    let m = { poolSegments: 0, cleared: 0 };
+    p.metrics$.subscribe((x) => (m = x));
+    expect(m.poolSegments).toBe(1);
+    expect(m.cleared).toBe(12);
+    for (let sid = 0; sid < 16; sid++) expect(cfg.lookup(sid, 1, out) >= 0).toBe(sid % 2 === 1);
+    for (let dev = 1; dev <= 8; dev++) expect(atc.lookup(dev, 0, R) >= 0).toBe(dev % 2 === 0);
+    for (let s = 0; s < 4; s++) expect([t.ownerOf(s), cfg.ownerOf(s), atc.ownerOf(s)]).toEqual([0, 0, 0]);
+    await p.close();
   });
 });
