@@ -1,6 +1,6 @@
 import { IommufdError } from '../util/errors.js';
 import type { FrameAllocator } from './frame-alloc.js';
-import { PAGE_SIZE, type PhysMemory } from './phys.js';
+import { PAGE_SIZE, PhysMemory } from './phys.js';
 
 /**
  * Guest RAM: a physically contiguous range of frames, so a guest-physical address is an offset
@@ -34,6 +34,15 @@ export class GuestRam {
   /** Byte view of all of guest RAM. */
   view(): Uint8Array {
     return this.#mem.u8.subarray(this.basePa, this.basePa + this.bytes);
+  }
+
+  /**
+   * Guest RAM as a physical memory of its own, where address 0 is guest-physical 0: walkers and
+   * guest driver models that read and write guest-physical addresses use it (with a
+   * `FrameAllocator` over it as the guest's page allocator).
+   */
+  guestPhys(): PhysMemory {
+    return new PhysMemory(this.#mem.sab, { offset: this.basePa, bytes: this.bytes });
   }
 
   /** Returns the frames to the allocator. */

@@ -26,8 +26,12 @@ export class PhysMemory {
   /** Number of 4 KiB frames. */
   readonly frameCount: number;
 
-  /** Creates `bytes` of physical memory, or views an existing buffer (in a worker). */
-  constructor(bytesOrSab: number | SharedArrayBuffer) {
+  /**
+   * Creates `bytes` of physical memory, or views an existing buffer (in a worker). With `window`,
+   * the views cover only `window.bytes` bytes from `window.offset` (4 KiB aligned): a guest's
+   * own physical address space inside host memory, where address 0 is `window.offset`.
+   */
+  constructor(bytesOrSab: number | SharedArrayBuffer, window?: { offset: number; bytes: number }) {
     if (typeof bytesOrSab === 'number') {
       const bytes = bytesOrSab;
       if (!Number.isInteger(bytes) || bytes < PAGE_SIZE * 16 || bytes > MAX_MEMORY_BYTES || bytes % PAGE_SIZE !== 0) {
@@ -44,9 +48,13 @@ export class PhysMemory {
     } else {
       this.sab = bytesOrSab;
     }
-    this.u8 = new Uint8Array(this.sab);
-    this.i32 = new Int32Array(this.sab);
-    this.frameCount = this.sab.byteLength / PAGE_SIZE;
+    const offset = window?.offset ?? 0;
+    const bytes = window?.bytes ?? this.sab.byteLength;
+    if (offset % PAGE_SIZE !== 0 || bytes % PAGE_SIZE !== 0 || offset + bytes > this.sab.byteLength)
+      throw new IommufdError('EINVAL', `a physical memory window must be 4 KiB aligned and inside the buffer`);
+    this.u8 = new Uint8Array(this.sab, offset, bytes);
+    this.i32 = new Int32Array(this.sab, offset, bytes / 4);
+    this.frameCount = bytes / PAGE_SIZE;
   }
 
   /** Zeroes one frame. */
