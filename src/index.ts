@@ -36,3 +36,5 @@ export const MOCK_HUGE_PAGE_SIZE = 1n << 20n;
 export const MOCK_APERTURE_START = 1n << 24n;
 /** Last IOVA of the mock aperture. */
 export const MOCK_APERTURE_LAST = (1n << 31n) - 1n;
+export { VtdIommu, type VtdIommuOptions, type VtdRequest, type VtdStats, type VtdBackend } from './vendor/vtd/iommu.js';
+export { VtdRegisters, type VtdInterrupt, type VtdRegisterOptions } from './vendor/vtd/regs.js';

@@ -4,6 +4,7 @@ import * as reg from './registry/index.js';
 import { NO_PASID, type DataPlaneHandles } from './translate/index.js';
 import { argEnum, argFlags, argId, argInt, argObject, argOptBool, argOptU64, argRanges, argU64 } from './util/args.js';
 import { IommufdError } from './util/errors.js';
+import { VtdIommu, type VtdIommuOptions } from './vendor/vtd/iommu.js';
 import type { FaultInjector } from './util/fail-nth.js';
 
 /** Options of {@link Iommufd.open}. */
@@ -127,6 +128,7 @@ const MAX_IOVA = 2 ** 53 - 1;
  */
 export class Iommufd {
   readonly #ctx: reg.IommufdCtx;
+  readonly #units: VtdIommu[] = [];
   #closed = false;
   /** Device slot by device id (the data plane's name for a device). */
   readonly #slots: number[] = [];
@@ -177,13 +179,13 @@ export class Iommufd {
     return new Iommufd(opts);
   }
 
-  /** Releases everything; later calls fail with EBADF. */
-  close(): Promise<void> {
-    if (!this.#closed) {
-      this.#closed = true;
-      reg.destroyAll(this.#ctx);
-    }
-    return Promise.resolve();
+  /** Releases everything (emulated vIOMMUs included); later calls fail with EBADF. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const units = this.#units.splice(0);
+    await Promise.all(units.map((u) => u.close()));
+    reg.destroyAll(this.#ctx);
   }
 
   /**
@@ -557,6 +559,21 @@ export class Iommufd {
       capacity: tlb?.capacity ?? 0,
       bytesPerEntry: tlb?.bytesPerEntry ?? 0,
     };
+  }
+
+  // ---- emulated vIOMMUs ----------------------------------------------------------------------
+
+  /**
+   * Creates an emulated Intel VT-d remapping unit with its own guest RAM (or the VMM's), sharing
+   * this context's IOTLB and device-TLB table. The VMM drives it through `mmioRead`/`mmioWrite`;
+   * devices translate and do DMA through it. Close it (or this fd) to release it.
+   */
+  vtdCreate(opts: VtdIommuOptions = {}): VtdIommu {
+    this.#live();
+    const ctx = this.#ctx;
+    const unit = new VtdIommu({ memory: ctx.memory, tables: ctx.tables, iotlb: ctx.iotlb, atc: ctx.atc }, opts);
+    this.#units.push(unit);
+    return unit;
   }
 
   /** Frames of physical memory in use (allocated or awaiting reclamation). */

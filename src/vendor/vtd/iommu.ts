@@ -1,0 +1,540 @@
+/**
+ * An emulated Intel VT-d remapping unit (issue 6): the register block, the invalidation queue in
+ * guest memory, the configuration fetch with the context and PASID caches, translation by PGTT
+ * through the shared IOTLB and the devices' TLBs, and fault recording. A VMM simulator embeds it
+ * as its IOMMU: the guest writes registers with `mmioWrite`, builds root, context and PASID
+ * tables and page tables in guest RAM, and queues descriptors; devices do DMA with `translate`,
+ * `dmaRead` and `dmaWrite`.
+ *
+ * The queue is consumed on the doorbell (an IQT write), on the calling thread, as QEMU serves a
+ * trap on the vCPU thread: descriptors decode into the pipeline's op lists, a wait descriptor is
+ * a barrier, and its status write and interrupt happen only once everything before it has taken
+ * effect. An invalid descriptor stops the queue on that entry with IQE (what came before it took
+ * effect), until the guest clears FSTS.IQE and rings again.
+ */
+import type { Observable } from 'rxjs';
+import { ConfigCache, CONFIG_PAYLOAD_WORDS, Iotlb, NO_SSID, type ConfigCacheCounters } from '../../cache/index.js';
+import type { PhysMemory, SystemMemory } from '../../memory/index.js';
+import { GuestRam } from '../../memory/index.js';
+import { Op, OP_WORDS, OpList } from '../../ops/index.js';
+import {
+  Access,
+  CFG,
+  packWalkConfig,
+  TranslateFault,
+  vtdSecondStageWalk,
+  WalkFault,
+  x86FirstStageWalk,
+  x86NestedWalk,
+} from '../../pgtable/index.js';
+import { InvalidationPipeline, type Completion } from '../../pipeline/index.js';
+import { DEV_ATS, DomainFormat, type ContextTables } from '../../translate/index.js';
+import { IommufdError } from '../../util/errors.js';
+import { decodeDescriptor, DescStatus, DescType, Field, iqeiOf, VtdDescriptor } from './descriptors.js';
+import { descriptorToOps, type VtdTagMap } from './descriptors-ops.js';
+import { VtdRegisters, type VtdInterrupt, type VtdRegisterOptions } from './regs.js';
+import { CONFIG_FLAG, RequestKind, VTD_ABORTED, VTD_RESOLVED, VtdConfig, VtdResolver } from './resolve.js';
+import { isQualifiedFault } from './resolve-faults.js';
+import { PhysQwordReader } from './resolve-reader.js';
+import { PGTT } from './structures-pasid.js';
+
+/** What a VT-d unit needs from its iommufd context. */
+export interface VtdBackend {
+  /** Host memory (guest RAM is carved from it). */
+  memory: SystemMemory;
+  /** The shared context tables: IOTLB tags (domain descriptors) and ATC slots come from them. */
+  tables: ContextTables;
+  /** The shared IOTLB (undefined: translations are not cached). */
+  iotlb: Iotlb | undefined;
+  /** The shared device-TLB table (undefined: no device-TLBs). */
+  atc: Iotlb | undefined;
+}
+
+/** Options of an emulated VT-d unit. */
+export interface VtdIommuOptions extends VtdRegisterOptions {
+  /** Guest RAM bytes (a multiple of 4 KiB); default 64 MiB. Ignored when `ram` is given. */
+  guestRamBytes?: number;
+  /** Guest RAM that already exists (the VMM's). */
+  ram?: GuestRam;
+  /** Pipeline worker threads for large invalidation batches; default 0 (everything inline). */
+  threads?: number;
+  /** Config-cache entries (context and PASID entries); default 1024. */
+  configEntries?: number;
+}
+
+/** A device's DMA request. */
+export interface VtdRequest {
+  /** Source id: bus << 8 | devfn. */
+  sid: number;
+  /** PASID, or -1 (default) for a request without PASID. */
+  pasid?: number;
+}
+
+/** Counters of a VT-d unit. */
+export interface VtdStats {
+  /** Descriptors consumed from the invalidation queue. */
+  descriptors: number;
+  /** Wait descriptors completed. */
+  waits: number;
+  /** Doorbells (IQT writes) served. */
+  doorbells: number;
+  /** Invalid descriptors (IQE raised). */
+  queueErrors: number;
+  /** Translations requested, and how many faulted. */
+  translations: number;
+  faults: number;
+  /** Faults recorded in the fault recording registers (others were suppressed, collapsed or lost). */
+  faultsRecorded: number;
+  /** IOTLB hits and misses of this unit's translations. */
+  iotlbHits: number;
+  iotlbMisses: number;
+  /** Device-TLB hits. */
+  devTlbHits: number;
+  /** Config cache: hits and misses of this unit, and its table counters. */
+  configHits: number;
+  configMisses: number;
+  config: ConfigCacheCounters;
+}
+
+// Config-cache payload words.
+const P_KIND = 0; // PGTT (legacy second stage = SecondStage, pass-through = PassThrough)
+const P_SS_ROOT = 1;
+const P_SS_CFG = 2;
+const P_FS_ROOT = 3;
+const P_FS_CFG = 4;
+const P_FLAGS = 5; // CONFIG_FLAG bits | FPD << 16
+const P_PASID = 6; // the PASID that tags first-stage IOTLB entries (request PASID or RID_PASID)
+const FPD_BIT = 1 << 16;
+
+const CFG_FAULT = -2;
+const CFG_ABORTED = -3;
+/** Requests without PASID in the config cache's key space. */
+const NO_PASID = -1;
+/** Scratch capacity of one doorbell's op list; a longer queue slice runs in several segments. */
+const OPS_PER_SEGMENT = 4096;
+/** A wait descriptor to complete after its barrier. */
+interface PendingWait {
+  sw: boolean;
+  irq: boolean;
+  addr: number;
+  data: number;
+}
+
+/** An emulated VT-d unit. */
+export class VtdIommu {
+  /** The register block. */
+  readonly regs: VtdRegisters;
+  /** Interrupts toward the VMM (fault events, invalidation completion, page requests). */
+  readonly interrupts$: Observable<VtdInterrupt>;
+  /** Barriers (wait descriptors) that completed. */
+  readonly completions$: Observable<Completion>;
+  /** Guest RAM. */
+  readonly ram: GuestRam;
+  /** Guest RAM as guest-physical memory (address 0 = GPA 0). */
+  readonly guest: PhysMemory;
+  readonly #backend: VtdBackend;
+  readonly #ownsRam: boolean;
+  readonly #iotlb: Iotlb;
+  readonly #config: ConfigCache;
+  readonly #pipeline: InvalidationPipeline;
+  readonly #resolver: VtdResolver;
+  readonly #cfg = new VtdConfig();
+  readonly #desc = new VtdDescriptor();
+  readonly #ops = new OpList(OPS_PER_SEGMENT + 64);
+  readonly #waits: PendingWait[] = [];
+  readonly #payload = new Int32Array(CONFIG_PAYLOAD_WORDS);
+  readonly #fault = new WalkFault();
+  /** Guest DID → IOTLB tag (a domain descriptor of the shared tables). */
+  readonly #didTags = new Map<number, number>();
+  /** SID → device-TLB slot, for devices registered with ATS. */
+  readonly #atsSlots = new Map<number, number>();
+  readonly #tagMap: VtdTagMap;
+  readonly #haw: number;
+  #seq = 0;
+  #closed = false;
+  /** The VT-d fault reason of the last translation that faulted (0 when the fault had none). */
+  lastFaultReason = 0;
+  readonly #stats = {
+    descriptors: 0,
+    waits: 0,
+    doorbells: 0,
+    queueErrors: 0,
+    translations: 0,
+    faults: 0,
+    faultsRecorded: 0,
+    iotlbHits: 0,
+    iotlbMisses: 0,
+    devTlbHits: 0,
+  };
+
+  /** Creates a unit over `backend` (see `Iommufd.vtdCreate`, which supplies it). */
+  constructor(backend: VtdBackend, opts: VtdIommuOptions = {}) {
+    this.#backend = backend;
+    this.#ownsRam = opts.ram === undefined;
+    this.ram = opts.ram ?? new GuestRam(backend.memory.phys, backend.memory.frames, opts.guestRamBytes ?? 64 * 2 ** 20);
+    this.guest = this.ram.guestPhys();
+    this.regs = new VtdRegisters(opts, {
+      doorbell: () => this.#consume(),
+      rootTableSet: (root) => {
+        this.#resolver.rootTable = Number(root.address);
+        this.#resolver.ttm = root.ttm;
+        this.#dropEverything();
+      },
+      translationEnable: () => this.#dropEverything(),
+      registerInvalidation: () => this.#dropEverything(),
+    });
+    this.interrupts$ = this.regs.interrupts$;
+    const o = this.regs.options;
+    this.#haw = o.addressWidth;
+    this.#resolver = new VtdResolver(new PhysQwordReader(this.guest.i32), {
+      sagaw: o.addressWidth === 57 ? 0b1110 : o.addressWidth === 48 ? 0b0110 : 0b0010,
+      mgaw: o.addressWidth,
+      haw: Math.min(52, Math.max(32, o.addressWidth)),
+      smts: o.scalableMode,
+      adms: false,
+      dt: o.deviceTlb,
+      pt: o.passThrough,
+      pasid: o.pasidWidth > 0,
+      prs: o.pageRequests,
+      flts: o.firstStage,
+      slts: o.secondStage,
+      nest: o.nesting,
+      fl5lp: false,
+    });
+    const iotlb = backend.iotlb ?? new Iotlb(64, 1);
+    this.#iotlb = iotlb;
+    this.#config = new ConfigCache(opts.configEntries ?? 1024, iotlb.shards);
+    const atc = backend.atc !== undefined && backend.atc.shards === iotlb.shards ? backend.atc : undefined;
+    this.#pipeline = new InvalidationPipeline(iotlb, { threads: opts.threads ?? 0, config: this.#config, atc });
+    this.completions$ = this.#pipeline.completions$.asObservable();
+    this.#tagMap = {
+      tagOf: (did) => this.#didTags.get(did) ?? -1,
+      devOf: (sid) => this.#atsSlots.get(sid) ?? -1,
+    };
+  }
+
+  // ---- the VMM's side ------------------------------------------------------------------------
+
+  /** An MMIO read of the register block (size 4 or 8; see VtdRegisters). */
+  mmioRead(offset: number, size: 4 | 8): number | bigint {
+    return this.regs.mmioRead(offset, size);
+  }
+
+  /** An MMIO write; an IQT write rings the doorbell and consumes the queue before it returns. */
+  mmioWrite(offset: number, value: number | bigint, size: 4 | 8): void {
+    if (this.#closed) throw new IommufdError('EBADF', 'this VT-d unit was closed');
+    this.regs.mmioWrite(offset, value, size);
+  }
+
+  /** Declares a PCIe device with ATS at `sid`: its translations are cached in its device-TLB. */
+  addAtsDevice(sid: number): void {
+    if (this.#backend.atc === undefined || this.#atsSlots.has(sid)) return;
+    const slot = this.#backend.tables.allocDevice(0, DEV_ATS);
+    this.#backend.atc.resetTag(slot);
+    this.#atsSlots.set(sid, slot);
+  }
+
+  /** The unit's counters. */
+  stats(): VtdStats {
+    return {
+      ...this.#stats,
+      configHits: this.#config.hits,
+      configMisses: this.#config.misses,
+      config: this.#config.counters(),
+    };
+  }
+
+  /** Stops the pipeline and returns guest RAM (if the unit allocated it) and its tags. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pipeline.close();
+    for (const tag of this.#didTags.values()) this.#backend.tables.recycleDomain(tag);
+    for (const slot of this.#atsSlots.values()) this.#backend.tables.freeDevice(slot);
+    this.#didTags.clear();
+    this.#atsSlots.clear();
+    if (this.#ownsRam) this.ram.release();
+  }
+
+  // ---- the invalidation queue ----------------------------------------------------------------
+
+  #consume(): void {
+    const regs = this.regs;
+    if (this.#closed || regs.queueErrorPending || !regs.queueEnabled) return;
+    this.#stats.doorbells++;
+    const wide = regs.descriptorWidth === 256;
+    const bytes = wide ? 32 : 16;
+    const entries = regs.queueSizeEntries;
+    const base = Number(regs.queueBase);
+    const tail = regs.queueTail / bytes;
+    const mamv = regs.options.mamv;
+    const mem = this.guest.i32;
+    let head = regs.queueHead / bytes;
+    const ops = this.#ops;
+    ops.count = 0;
+    this.#waits.length = 0;
+    while (head !== tail) {
+      const addr = base + head * bytes;
+      let status: number;
+      if (addr + bytes > this.ram.bytes) {
+        status = -1; // the fetch aborts: an invalid descriptor (IQEI 1? QEMU: "fetch abort")
+      } else {
+        status = decodeDescriptor(mem, addr / 4, wide, mamv, this.#desc);
+      }
+      if (status !== DescStatus.Ok) {
+        // What came before the bad descriptor takes effect; IQH stays on it.
+        this.#runSegment();
+        regs.setQueueHead(head * bytes);
+        regs.reportQueueError(status < 0 ? 1 : iqeiOf(status as DescStatus));
+        this.#stats.queueErrors++;
+        return;
+      }
+      this.#stats.descriptors++;
+      this.#decodeOne();
+      head = (head + 1) % entries;
+      if (ops.count >= OPS_PER_SEGMENT) this.#runSegment();
+    }
+    this.#runSegment();
+    regs.setQueueHead(head * bytes);
+  }
+
+  /** Turns the decoded descriptor into ops (and, for a wait, a barrier and its completion). */
+  #decodeOne(): void {
+    const d = this.#desc;
+    const f = d.f;
+    const ops = this.#ops;
+    const seq = ++this.#seq >>> 0;
+    if (d.type === DescType.Wait) {
+      ops.push(Op.Barrier, seq);
+      const lo = f[Field.statusAddrLo]!;
+      const hi = f[Field.statusAddrHi]!;
+      this.#waits.push({
+        sw: f[Field.sw] !== 0,
+        irq: f[Field.if] !== 0,
+        addr: hi * 2 ** 32 + lo,
+        data: f[Field.statusData]!,
+      });
+      return;
+    }
+    if (d.type === DescType.Iotlb && f[Field.g] === 1) {
+      // Global: every tag of this unit (not the other guests' tags that share the IOTLB).
+      for (const tag of this.#didTags.values()) ops.push(Op.IotlbTag, seq, tag);
+      return;
+    }
+    descriptorToOps(d, this.#tagMap, seq, ops);
+  }
+
+  /** Runs the ops decoded so far, then completes their waits in order. */
+  #runSegment(): void {
+    const ops = this.#ops;
+    if (ops.count > 0) this.#pipeline.submitSync(ops);
+    ops.count = 0;
+    for (const w of this.#waits) {
+      if (w.sw && w.addr + 4 <= this.ram.bytes && w.addr % 4 === 0) this.guest.i32[w.addr / 4] = w.data | 0;
+      this.#stats.waits++;
+      this.regs.completeWait(w.irq);
+    }
+    this.#waits.length = 0;
+  }
+
+  /** SRTP, TE changes and register-based invalidations: drop every cached entry of this unit. */
+  #dropEverything(): void {
+    this.#config.flushAll();
+    for (const tag of this.#didTags.values()) this.#iotlb.flushTag(tag);
+    for (const slot of this.#atsSlots.values()) this.#backend.atc?.flushTag(slot);
+  }
+
+  // ---- translation ---------------------------------------------------------------------------
+
+  /** The IOTLB tag of guest DID `did`, allocated on first use (-1: no descriptor left, no caching). */
+  #tagFor(did: number): number {
+    let tag = this.#didTags.get(did);
+    if (tag !== undefined) return tag;
+    try {
+      tag = this.#backend.tables.publishDomain(DomainFormat.None, 0, 0);
+    } catch {
+      return -1;
+    }
+    this.#iotlb.resetTag(tag);
+    this.#didTags.set(did, tag);
+    return tag;
+  }
+
+  /**
+   * Fetches (or finds cached) the configuration of a request into the payload scratch: returns
+   * its DID, or CFG_FAULT (the reason and whether to record it are in `#cfg`), or CFG_ABORTED.
+   */
+  #fetchConfig(sid: number, pasid: number, access: number): number {
+    const p = this.#payload;
+    const key = pasid < 0 ? NO_SSID : pasid;
+    const cache = this.#config;
+    const hit = cache.lookup(sid, key, p);
+    if (hit >= 0) return hit;
+    const s0 = cache.fillSeq(sid);
+    const c0 = cache.fillClock();
+    const out = this.#cfg;
+    const r = this.#resolver.resolve(sid, pasid, access, RequestKind.Untranslated, out);
+    if (r === VTD_ABORTED) return CFG_ABORTED;
+    if (r !== VTD_RESOLVED) return CFG_FAULT;
+    const sm = out.scalable ? CFG.SCALABLE : 0;
+    p[P_KIND] = out.type;
+    p[P_SS_ROOT] = out.ssptr | 0;
+    p[P_SS_CFG] = out.ssLevels > 0 ? packWalkConfig(4 - out.ssLevels, out.ssWidth, this.#haw, sm) : 0;
+    p[P_FS_ROOT] = out.fsptr | 0;
+    p[P_FS_CFG] = out.fsLevels > 0 ? packWalkConfig(4 - out.fsLevels, out.fsWidth, this.#haw, sm) : 0;
+    p[P_FLAGS] = out.flags | (out.fpd ? FPD_BIT : 0);
+    p[P_PASID] = out.pasid;
+    cache.fill(sid, key, out.did, p, s0, c0, 999);
+    return out.did;
+  }
+
+  /**
+   * Translates a DMA request: the host physical address of `iova` for `access` (Access bits),
+   * or a negative TranslateFault. A fault is recorded in the fault recording registers as the
+   * unit would (unless FPD suppresses it); `lastFaultReason` has its VT-d reason code.
+   */
+  translate(req: VtdRequest, iova: number, access: number): number {
+    this.#stats.translations++;
+    const sid = req.sid;
+    const pasid = req.pasid ?? NO_PASID;
+    if (!this.regs.translationEnabled) {
+      // Remapping off: DMA addresses are guest-physical.
+      const pa = this.ram.gpaToPa(iova);
+      return pa >= 0 ? pa : this.#faulted(req, iova, access, 0, TranslateFault.WalkAbort, false);
+    }
+    // The device's TLB first (ATS), tagged (device, PASID).
+    const atc = this.#backend.atc;
+    const atsSlot = atc === undefined ? undefined : this.#atsSlots.get(sid);
+    const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
+    let atag = 0;
+    let a0 = 0;
+    let ac0 = 0;
+    if (atsSlot !== undefined) {
+      atag = Iotlb.tagWord(atsSlot, pasid < 0 ? 0 : pasid);
+      a0 = atc!.fillSeq(atag, iova);
+      ac0 = atc!.fillClock();
+      const hit = atc!.lookup(atag, iova, want);
+      if (hit >= 0) {
+        this.#stats.devTlbHits++;
+        return hit;
+      }
+    }
+    const did = this.#fetchConfig(sid, pasid, access);
+    if (did === CFG_ABORTED) return this.#faulted(req, iova, access, 0, TranslateFault.NoDomain, false);
+    if (did === CFG_FAULT)
+      return this.#faulted(req, iova, access, this.#cfg.fault, TranslateFault.NoDomain, this.#cfg.record);
+    const p = this.#payload;
+    const kind = p[P_KIND]!;
+    const tlb = this.#iotlb;
+    const tag = this.#tagFor(did);
+    // Second-stage entries are shared by every PASID of the DID; first-stage and nested entries
+    // are tagged with their PASID.
+    const tw =
+      tag < 0 ? -1 : Iotlb.tagWord(tag, kind === PGTT.FirstStage || kind === PGTT.Nested ? p[P_PASID]! & 0xfffff : 0);
+    let s0 = 0;
+    let c0 = 0;
+    if (tag >= 0) {
+      const hit = tlb.lookup(tw, iova, want);
+      if (hit >= 0) {
+        this.#stats.iotlbHits++;
+        if (atsSlot !== undefined && (p[P_FLAGS]! & CONFIG_FLAG.DEV_TLB) !== 0)
+          atc!.fill(atag, iova, hit, tlb.lastShift, want, a0, ac0, 999);
+        return hit;
+      }
+      this.#stats.iotlbMisses++;
+      s0 = tlb.fillSeq(tw, iova);
+      c0 = tlb.fillClock();
+    }
+    const f = this.#fault;
+    const mem = this.guest.i32;
+    let gpa: number;
+    switch (kind) {
+      case PGTT.SecondStage:
+        gpa = vtdSecondStageWalk(mem, p[P_SS_ROOT]! >>> 0, p[P_SS_CFG]!, iova, access, f);
+        break;
+      case PGTT.FirstStage:
+        gpa = x86FirstStageWalk(mem, p[P_FS_ROOT]! >>> 0, p[P_FS_CFG]!, iova, access, f);
+        break;
+      case PGTT.Nested:
+        gpa = x86NestedWalk(mem, p[P_FS_ROOT]! >>> 0, p[P_FS_CFG]!, p[P_SS_ROOT]! >>> 0, p[P_SS_CFG]!, iova, access, f);
+        break;
+      case PGTT.PassThrough:
+        gpa = iova;
+        f.leafShift = 12;
+        break;
+      default:
+        gpa = TranslateFault.NoDomain;
+    }
+    if (gpa < 0) {
+      const fpd = (p[P_FLAGS]! & FPD_BIT) !== 0;
+      const code = f.words[4]!;
+      return this.#faulted(req, iova, access, code, gpa, !(fpd && isQualifiedFault(code)));
+    }
+    const pa = this.ram.gpaToPa(gpa);
+    if (pa < 0) return this.#faulted(req, iova, access, 0, TranslateFault.WalkAbort, false);
+    if (tag >= 0) tlb.fill(tw, iova, pa, f.leafShift, want, s0, c0, 999);
+    if (atsSlot !== undefined && (p[P_FLAGS]! & CONFIG_FLAG.DEV_TLB) !== 0)
+      atc!.fill(atag, iova, pa, f.leafShift, want, a0, ac0, 999);
+    return pa;
+  }
+
+  #faulted(req: VtdRequest, iova: number, access: number, reason: number, code: number, record: boolean): number {
+    this.#stats.faults++;
+    this.lastFaultReason = reason;
+    if (record && reason !== 0) {
+      const outcome = this.regs.recordFault({
+        sid: req.sid,
+        ...(req.pasid !== undefined && req.pasid >= 0 ? { pasid: req.pasid } : {}),
+        address: iova - (iova % 4096),
+        reason,
+        type: (access & Access.Write) !== 0 ? 'write' : 'read',
+        exec: (access & Access.Exec) !== 0,
+        priv: (access & Access.Priv) !== 0,
+      });
+      if (outcome === 'recorded') this.#stats.faultsRecorded++;
+    }
+    return code;
+  }
+
+  /** DMA read by a device: `length` bytes at `iova`. A fault throws EFAULT (and is recorded). */
+  dmaRead(req: VtdRequest, iova: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    this.#dma(req, iova, length, Access.Read, (pa, off, n) =>
+      out.set(this.#backend.memory.phys.u8.subarray(pa, pa + n), off),
+    );
+    return out;
+  }
+
+  /** DMA write by a device. A fault throws EFAULT (and is recorded); earlier pages were written. */
+  dmaWrite(req: VtdRequest, iova: number, bytes: Uint8Array): void {
+    this.#dma(req, iova, bytes.length, Access.Write, (pa, off, n) =>
+      this.#backend.memory.phys.u8.set(bytes.subarray(off, off + n), pa),
+    );
+  }
+
+  #dma(
+    req: VtdRequest,
+    iova: number,
+    length: number,
+    access: number,
+    each: (pa: number, off: number, n: number) => void,
+  ): void {
+    let off = 0;
+    while (off < length) {
+      const at = iova + off;
+      const n = Math.min(length - off, 4096 - (at % 4096));
+      const pa = this.translate(req, at, access);
+      if (pa < 0) {
+        throw new IommufdError(
+          'EFAULT',
+          `DMA from SID 0x${req.sid.toString(16)} at 0x${at.toString(16)} faulted (VT-d reason 0x${this.lastFaultReason.toString(16)})`,
+        );
+      }
+      each(pa, off, n);
+      off += n;
+    }
+  }
+
+  /** Ops per op-list record (for tests that inspect the queue's decoded form). */
+  static readonly OP_WORDS = OP_WORDS;
+}
