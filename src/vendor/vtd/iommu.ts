@@ -254,6 +254,7 @@ export class VtdIommu {
     this.#didTags.clear();
     this.#atsSlots.clear();
     if (this.#ownsRam) this.ram.release();
+    this.#backend.memory.reclaimer.reclaim();
   }
 
   // ---- the invalidation queue ----------------------------------------------------------------

@@ -1,0 +1,201 @@
+// The emulated VT-d unit end to end, with structures built by hand in guest memory: legacy root
+// and context entries, a second-stage table, the invalidation queue, waits, IQE, fault records,
+// and the isolation of units that share the IOTLB.
+import { afterEach, describe, expect, it } from 'vitest';
+import { Iommufd, VtdIommu } from '../../src/index.js';
+import { FrameAllocator } from '../../src/memory/index.js';
+import { RadixPageTable, vtdSecondStageCodec, VTD_FR } from '../../src/pgtable/index.js';
+import { DescType, encodeDescriptor } from '../../src/vendor/vtd/descriptors.js';
+import { GCMD, VTD_REG } from '../../src/vendor/vtd/regs-defs.js';
+import { encodeContextEntry, encodeRootEntry } from '../../src/vendor/vtd/structures.js';
+
+const R = 1;
+const W = 2;
+const SID = 0x0010; // bus 0, devfn 0x10
+
+/** A guest that sets up one unit in legacy mode with one domain, by hand. */
+function setup(fd: Iommufd, opts: Parameters<Iommufd['vtdCreate']>[0] = {}) {
+  const unit = fd.vtdCreate({ guestRamBytes: 16 * 2 ** 20, ...opts });
+  const frames = new FrameAllocator(unit.guest);
+  frames.alloc(); // GPA 0 stays unused
+  const gp = unit.guest;
+  const root = frames.alloc() * 4096;
+  const ctxTable = frames.alloc() * 4096;
+  const pt = new RadixPageTable(gp, frames, vtdSecondStageCodec(48));
+  encodeRootEntry({ present: true, ctp: ctxTable }, gp.i32, root / 4);
+  const ctx = (sid: number, did: number, table: RadixPageTable, present = true): void => {
+    encodeContextEntry(
+      { present, fpd: false, tt: 0, slptptr: table.rootPa, aw: 2, avail: 0, did },
+      gp.i32,
+      (ctxTable + (sid & 0xff) * 16) / 4,
+    );
+  };
+  ctx(SID, 1, pt);
+  const queue = frames.alloc() * 4096; // 256 slots of 128 bits
+  let tail = 0;
+  const mmio = (off: number, v: number | bigint, size: 4 | 8 = 4): void => unit.mmioWrite(off, v, size);
+  mmio(VTD_REG.RTADDR, BigInt(root), 8);
+  mmio(VTD_REG.GCMD, GCMD.SRTP);
+  mmio(VTD_REG.IQA, BigInt(queue), 8);
+  mmio(VTD_REG.GCMD, GCMD.QIE);
+  mmio(VTD_REG.FECTL, 0); // unmask the fault and completion events, as Linux does
+  mmio(VTD_REG.IECTL, 0);
+  const status = frames.alloc() * 4096;
+  const u32 = new Uint32Array(gp.sab, gp.u8.byteOffset, gp.u8.length / 4);
+  /** Writes a descriptor at the tail without ringing (a raw first word if `type` is a number alone). */
+  const put = (type: number, fields?: Record<string, number>): void => {
+    if (fields === undefined) u32.fill(0, (queue + tail * 16) / 4, (queue + tail * 16) / 4 + 4);
+    if (fields === undefined) u32[(queue + tail * 16) / 4] = type;
+    else encodeDescriptor(type, fields, u32, (queue + tail * 16) / 4, false);
+    tail = (tail + 1) % 256;
+  };
+  const ring = (): void => mmio(VTD_REG.IQT, BigInt(tail * 16), 8);
+  /** Queues descriptors and rings once. */
+  const submit = (...descs: [number, Record<string, number>][]): void => {
+    for (const [type, fields] of descs) put(type, fields);
+    ring();
+  };
+  const wait = (data: number, irq = false): [number, Record<string, number>] => [
+    DescType.Wait,
+    { sw: 1, if: irq ? 1 : 0, statusData: data, statusAddrLo: status, statusAddrHi: 0 },
+  ];
+  const statusWord = (): number => gp.i32[status / 4]!;
+  return { unit, frames, gp, pt, ctx, put, ring, submit, wait, statusWord, mmio, queue, u32, tail: () => tail };
+}
+
+let fd: Iommufd;
+afterEach(async () => {
+  await fd.close();
+});
+
+describe('VT-d unit: translation (legacy mode)', () => {
+  it('before TE, DMA addresses are guest-physical; after TE, the second stage translates and the IOTLB caches', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const g = setup(fd);
+    const data = g.frames.alloc() * 4096;
+    g.pt.map(0x10_0000, 4096, (o) => data + o, R | W, false);
+    expect(g.unit.translate({ sid: SID }, data, R)).toBe(g.unit.ram.basePa + data);
+    g.mmio(VTD_REG.GCMD, GCMD.QIE | GCMD.TE);
+    expect(g.unit.regs.translationEnabled).toBe(true);
+    const pa = g.unit.translate({ sid: SID }, 0x10_0123, R);
+    expect(pa).toBe(g.unit.ram.basePa + data + 0x123);
+    expect(g.unit.translate({ sid: SID }, 0x10_0123, R)).toBe(pa);
+    const s = g.unit.stats();
+    expect([s.iotlbHits, s.iotlbMisses, s.configHits, s.configMisses]).toEqual([1, 1, 1, 1]);
+    g.unit.dmaWrite({ sid: SID }, 0x10_0010, new Uint8Array([1, 2, 3]));
+    expect([...g.gp.u8.subarray(data + 0x10, data + 0x13)]).toEqual([1, 2, 3]);
+  });
+
+  it('a stale IOTLB entry lives until the guest invalidates it; a PSI and a wait make the unmap take effect', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const g = setup(fd);
+    g.mmio(VTD_REG.GCMD, GCMD.QIE | GCMD.TE);
+    const data = g.frames.alloc() * 4096;
+    g.pt.map(0x20_0000, 2 * 4096, (o) => data + o, R | W, false);
+    expect(g.unit.translate({ sid: SID }, 0x20_1000, R)).toBeGreaterThan(0);
+    g.pt.unmap(0x20_1000, 4096);
+    expect(g.unit.translate({ sid: SID }, 0x20_1000, R)).toBeGreaterThan(0); // cached, as hardware may
+    g.submit([DescType.Iotlb, { g: 3, did: 1, addr: 0x20_1000, am: 0 }], g.wait(7));
+    expect(g.statusWord()).toBe(7); // written once the invalidation took effect
+    expect(g.unit.translate({ sid: SID }, 0x20_1000, R)).toBeLessThan(0);
+    expect(g.unit.translate({ sid: SID }, 0x20_0000, R)).toBeGreaterThan(0); // the neighbour survives
+    expect(g.unit.regs.queueHead).toBe(2 * 16);
+  });
+
+  it('a context-cache invalidation is needed to see a changed context entry', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const g = setup(fd);
+    g.mmio(VTD_REG.GCMD, GCMD.QIE | GCMD.TE);
+    const data = g.frames.alloc() * 4096;
+    g.pt.map(0x1000, 4096, (o) => data + o, R, false);
+    expect(g.unit.translate({ sid: SID }, 0x1000, R)).toBeGreaterThan(0);
+    g.ctx(SID, 1, g.pt, false); // the guest clears the context entry
+    g.submit([DescType.Iotlb, { g: 2, did: 1 }]);
+    expect(g.unit.translate({ sid: SID }, 0x1000, R)).toBeGreaterThan(0); // context still cached
+    g.submit([DescType.ContextCache, { g: 3, sid: SID, did: 1 }], g.wait(1));
+    expect(g.unit.translate({ sid: SID }, 0x1000, R)).toBeLessThan(0);
+    expect(g.unit.lastFaultReason).toBe(0x2); // context entry not present
+  });
+
+  it('faults are recorded in the fault recording registers with their reason, and raise the fault event', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const g = setup(fd);
+    const events: string[] = [];
+    g.unit.interrupts$.subscribe((e) => events.push(e.kind));
+    g.mmio(VTD_REG.GCMD, GCMD.QIE | GCMD.TE);
+    expect(g.unit.translate({ sid: SID }, 0x5000, W)).toBeLessThan(0);
+    expect(g.unit.lastFaultReason).toBe(VTD_FR.WRITE);
+    expect(g.unit.stats().faultsRecorded).toBe(1);
+    const fsts = g.unit.mmioRead(VTD_REG.FSTS, 4) as number;
+    expect(fsts & 2).toBe(2); // PPF
+    expect(events).toContain('fault');
+    expect(() => g.unit.dmaRead({ sid: SID }, 0x5000, 4)).toThrow(expect.objectContaining({ errno: 'EFAULT' }));
+    expect(g.unit.translate({ sid: 0x0020 }, 0x5000, R)).toBeLessThan(0); // no context entry
+    expect(g.unit.lastFaultReason).toBe(0x2);
+  });
+});
+
+describe('VT-d unit: the invalidation queue', () => {
+  it('an invalid descriptor stops the queue on it with IQE; what came before took effect; clearing IQE resumes', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const g = setup(fd);
+    g.mmio(VTD_REG.GCMD, GCMD.QIE | GCMD.TE);
+    const data = g.frames.alloc() * 4096;
+    g.pt.map(0x3000, 4096, (o) => data + o, R, false);
+    expect(g.unit.translate({ sid: SID }, 0x3000, R)).toBeGreaterThan(0);
+    g.pt.unmap(0x3000, 4096);
+    // IOTLB DSI, then an unknown type (0xf), then a wait that must not run yet, in one doorbell.
+    const bad = (g.tail() + 1) * 16;
+    g.put(DescType.Iotlb, { g: 2, did: 1 });
+    g.put(0xf);
+    g.put(...g.wait(5));
+    g.ring();
+    expect(g.unit.regs.queueErrorPending).toBe(true);
+    expect(g.unit.regs.queueHead).toBe(bad);
+    expect(g.unit.translate({ sid: SID }, 0x3000, R)).toBeLessThan(0); // the DSI before it ran
+    expect(g.statusWord()).toBe(0); // the wait after it did not
+    // The guest fixes the slot (a wait, as Linux copies one over it) and clears IQE.
+    encodeDescriptor(DescType.Wait, { sw: 0, statusData: 0 }, g.u32, (g.queue + bad) / 4, false);
+    g.mmio(VTD_REG.FSTS, 1 << 4);
+    expect(g.unit.regs.queueErrorPending).toBe(false);
+    expect(g.unit.regs.queueHead).toBe(g.tail() * 16); // resumed: the fixed slot and the wait ran
+    expect(g.statusWord()).toBe(5);
+    expect(g.unit.stats().queueErrors).toBe(1);
+  });
+
+  it('a wait with IF sets ICS.IWC and raises the completion event', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const g = setup(fd);
+    const events: string[] = [];
+    g.unit.interrupts$.subscribe((e) => events.push(e.kind));
+    g.submit(g.wait(3, true));
+    expect((g.unit.mmioRead(VTD_REG.ICS, 4) as number) & 1).toBe(1);
+    expect(events).toEqual(['inv-completion']);
+  });
+
+  it("a global IOTLB invalidation from one guest leaves another guest's entries alone", () => {
+    fd = Iommufd.open({ memoryBytes: 128 * 2 ** 20 });
+    const a = setup(fd);
+    const b = setup(fd);
+    for (const g of [a, b]) {
+      g.mmio(VTD_REG.GCMD, GCMD.QIE | GCMD.TE);
+      const data = g.frames.alloc() * 4096;
+      g.pt.map(0x1000, 4096, (o) => data + o, R, false);
+      expect(g.unit.translate({ sid: SID }, 0x1000, R)).toBeGreaterThan(0);
+    }
+    a.submit([DescType.Iotlb, { g: 1 }], a.wait(1));
+    expect(a.unit.translate({ sid: SID }, 0x1000, R)).toBeGreaterThan(0);
+    expect(b.unit.translate({ sid: SID }, 0x1000, R)).toBeGreaterThan(0);
+    expect([a.unit.stats().iotlbMisses, b.unit.stats().iotlbMisses]).toEqual([2, 1]);
+  });
+
+  it('close() releases the unit and its guest RAM; later MMIO is EBADF', async () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const before = fd.framesInUse();
+    const unit: VtdIommu = fd.vtdCreate({ guestRamBytes: 4 * 2 ** 20 });
+    expect(fd.framesInUse()).toBe(before + 1024);
+    await unit.close();
+    expect(fd.framesInUse()).toBe(before);
+    expect(() => unit.mmioWrite(VTD_REG.GCMD, 0, 4)).toThrow(expect.objectContaining({ errno: 'EBADF' }));
+  });
+});
