@@ -149,6 +149,7 @@ export class VtdIommu {
   /** SID → device-TLB slot, for devices registered with ATS. */
   readonly #atsSlots = new Map<number, number>();
   readonly #tagMap: VtdTagMap;
+  readonly #devTlbErrors = new Map<number, 'timeout' | 'completion-error'>();
   readonly #haw: number;
   #seq = 0;
   #closed = false;
@@ -226,6 +227,16 @@ export class VtdIommu {
     this.regs.mmioWrite(offset, value, size);
   }
 
+  /**
+   * Fault injection for device-TLB invalidations (ATS completions are not modelled as real PCIe
+   * transactions): the next device-TLB descriptor for `sid` times out (ITE: the queue halts after
+   * it, and the waits behind it are not completed until the guest clears FSTS.ITE), or completes
+   * with an error (ICE: recorded, and the queue goes on).
+   */
+  injectDevTlbError(sid: number, kind: 'timeout' | 'completion-error'): void {
+    this.#devTlbErrors.set(sid, kind);
+  }
+
   /** Declares a PCIe device with ATS at `sid`: its translations are cached in its device-TLB. */
   addAtsDevice(sid: number): void {
     if (this.#backend.atc === undefined || this.#atsSlots.has(sid)) return;
@@ -291,6 +302,25 @@ export class VtdIommu {
         return;
       }
       this.#stats.descriptors++;
+      const t = this.#desc.type;
+      if ((t === DescType.DeviceTlb || t === DescType.PasidDeviceTlb) && this.#devTlbErrors.size > 0) {
+        const sid = this.#desc.f[Field.sid]!;
+        const err = this.#devTlbErrors.get(sid);
+        if (err !== undefined) {
+          this.#devTlbErrors.delete(sid);
+          this.#decodeOne(); // the invalidation itself still happens in the model's caches
+          this.#runSegment();
+          head = (head + 1) % entries;
+          if (err === 'timeout') {
+            // ITE: fetching stops after the timed-out descriptor until the guest clears ITE.
+            regs.setQueueHead(head * bytes);
+            regs.reportInvTimeout(sid);
+            return;
+          }
+          regs.reportInvCompletionError(sid);
+          continue;
+        }
+      }
       this.#decodeOne();
       head = (head + 1) % entries;
       if (ops.count >= OPS_PER_SEGMENT) this.#runSegment();
