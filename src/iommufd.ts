@@ -180,12 +180,13 @@ export class Iommufd {
   }
 
   /** Releases everything (emulated vIOMMUs included); later calls fail with EBADF. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#closed = true;
-    const units = this.#units.splice(0);
-    await Promise.all(units.map((u) => u.close()));
+    // Everything is released before this returns; only emulated units' workers stop later.
+    const stopping = this.#units.splice(0).map((u) => u.close());
     reg.destroyAll(this.#ctx);
+    return Promise.all(stopping).then(() => undefined);
   }
 
   /**

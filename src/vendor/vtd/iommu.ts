@@ -255,17 +255,19 @@ export class VtdIommu {
     };
   }
 
-  /** Stops the pipeline and returns guest RAM (if the unit allocated it) and its tags. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Returns guest RAM (if the unit allocated it) and its tags at once, and stops the pipeline. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#closed = true;
-    await this.#pipeline.close();
+    // Resources go back synchronously (the queue is consumed synchronously, so nothing is in
+    // flight); only the pipeline's workers, if any, stop asynchronously.
     for (const tag of this.#didTags.values()) this.#backend.tables.recycleDomain(tag);
     for (const slot of this.#atsSlots.values()) this.#backend.tables.freeDevice(slot);
     this.#didTags.clear();
     this.#atsSlots.clear();
     if (this.#ownsRam) this.ram.release();
     this.#backend.memory.reclaimer.reclaim();
+    return this.#pipeline.close();
   }
 
   // ---- the invalidation queue ----------------------------------------------------------------
