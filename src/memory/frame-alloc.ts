@@ -128,7 +128,8 @@ export class FrameAllocator {
 
   /** Returns a retired frame to the free stack. Only the reclaimer calls this. */
   release(frame: number): void {
-    if (this.poison !== undefined) new Int32Array(this.#mem.sab, frame * 4096, 1024).fill(this.poison);
+    // Through the memory's own view: a guest allocator's memory is a window whose frame 0 is not the buffer's.
+    if (this.poison !== undefined) this.#mem.i32.fill(this.poison, frame * 1024, frame * 1024 + 1024);
     this.#lock();
     this.#stack[this.#hdr[FREE_TOP]!] = frame;
     this.#hdr[FREE_TOP] = this.#hdr[FREE_TOP]! + 1;

@@ -33,6 +33,7 @@ import { IommufdError } from '../../util/errors.js';
 import { decodeDescriptor, DescStatus, DescType, Field, iqeiOf, VtdDescriptor } from './descriptors.js';
 import { descriptorToOps, type VtdTagMap } from './descriptors-ops.js';
 import { VtdRegisters, type VtdInterrupt, type VtdRegisterOptions } from './regs.js';
+import { IQEI } from './regs-defs.js';
 import { CONFIG_FLAG, RequestKind, VTD_ABORTED, VTD_RESOLVED, VtdConfig, VtdResolver } from './resolve.js';
 import { isQualifiedFault } from './resolve-faults.js';
 import { PhysQwordReader } from './resolve-reader.js';
@@ -291,7 +292,7 @@ export class VtdIommu {
       const addr = base + head * bytes;
       let status: number;
       if (addr + bytes > this.ram.bytes) {
-        status = -1; // the fetch aborts: an invalid descriptor (IQEI 1? QEMU: "fetch abort")
+        status = -1; // the fetch aborts (IQEI 2, descriptor fetch error)
       } else {
         status = decodeDescriptor(mem, addr / 4, wide, mamv, this.#desc);
       }
@@ -299,7 +300,7 @@ export class VtdIommu {
         // What came before the bad descriptor takes effect; IQH stays on it.
         this.#runSegment();
         regs.setQueueHead(head * bytes);
-        regs.reportQueueError(status < 0 ? 1 : iqeiOf(status as DescStatus));
+        regs.reportQueueError(status < 0 ? IQEI.FetchError : iqeiOf(status as DescStatus));
         this.#stats.queueErrors++;
         return;
       }

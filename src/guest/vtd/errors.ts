@@ -1,0 +1,58 @@
+/**
+ * Every message the VT-d guest driver model can raise (one place per layer, STYLE.md). The
+ * errno is the one Linux's intel-iommu returns for the same condition where it has one.
+ */
+import { IommufdError, type Errno } from '../../util/errors.js';
+
+const MESSAGES = {
+  notProbed: () => 'the driver has not probed the unit yet (call probe() first)',
+  probed: () => 'the unit was already probed',
+  noQi: () => 'the unit has no queued invalidation (ECAP.QI = 0); register-based invalidation is not modelled',
+  noScalable: () => 'scalable mode needs ECAP.SMTS and ECAP.SLTS (second-stage tables in scalable mode)',
+  noSagaw: (sagaw: number) => `CAP.SAGAW 0x${sagaw.toString(16)} names no second-stage width this driver can build`,
+  handshake: (what: string, polls: number) => `GSTS.${what} did not follow GCMD after ${polls} reads`,
+  waitTimeout: (polls: number, head: number, tail: number) =>
+    `invalidation wait did not complete after ${polls} polls (IQH 0x${head.toString(16)}, IQT 0x${tail.toString(16)})`,
+  queueError: (slot: number, iqei: number) =>
+    `invalidation queue error (FSTS.IQE) on descriptor ${slot}, IQER.IQEI ${iqei}; descriptor replaced by the wait`,
+  tooMany: (count: number, entries: number) =>
+    `${count} descriptors and a wait do not fit a queue of ${entries} entries (one slot stays free)`,
+  queueFull: (free: number, need: number) => `the invalidation queue has ${free} free slots, ${need} needed`,
+  sid: (sid: number) => `source id must be an integer in [0, 0xffff], got ${String(sid)}`,
+  did: (did: number, max: number) => `domain id must be an integer in [1, ${max}], got ${String(did)}`,
+  attached: (sid: number, did: number) => `SID 0x${sid.toString(16)} is already attached to domain ${did}`,
+  notAttached: (sid: number) => `SID 0x${sid.toString(16)} is not attached to a domain`,
+  range: (iova: number, length: number, limit: number) =>
+    `range [0x${iova.toString(16)}, +0x${length.toString(16)}) must be 4 KiB aligned, non-empty and below 0x${limit.toString(16)}`,
+  gpa: (gpa: number) => `guest-physical address 0x${gpa.toString(16)} must be 4 KiB aligned and non-negative`,
+  prot: (prot: number) => `prot must be 1 (read), 2 (write) or 3, got ${String(prot)}`,
+  mapped: (iova: number) => `IOVA 0x${iova.toString(16)} is already mapped`,
+  pendingFree: (iova: number) => `IOVA 0x${iova.toString(16)} still waits in the flush queue (not free until a drain)`,
+  option: (name: string, v: unknown, range: string) => `${name} must be ${range}, got ${String(v)}`,
+} as const;
+
+/** The driver's errors: an IommufdError with Linux's errno and one of the messages above. */
+export const DRIVER_ERRORS = {
+  notProbed: () => new IommufdError('ENODEV', MESSAGES.notProbed()),
+  probed: () => new IommufdError('EBUSY', MESSAGES.probed()),
+  noQi: () => new IommufdError('EOPNOTSUPP', MESSAGES.noQi()),
+  noScalable: () => new IommufdError('EOPNOTSUPP', MESSAGES.noScalable()),
+  noSagaw: (sagaw: number) => new IommufdError('ENODEV', MESSAGES.noSagaw(sagaw)),
+  handshake: (what: string, polls: number) => new IommufdError('EIO', MESSAGES.handshake(what, polls)),
+  waitTimeout: (polls: number, head: number, tail: number) =>
+    new IommufdError('EIO', MESSAGES.waitTimeout(polls, head, tail)),
+  queueError: (slot: number, iqei: number) => new IommufdError('EINVAL', MESSAGES.queueError(slot, iqei)),
+  tooMany: (count: number, entries: number) => new IommufdError('EINVAL', MESSAGES.tooMany(count, entries)),
+  queueFull: (free: number, need: number) => new IommufdError('EBUSY', MESSAGES.queueFull(free, need)),
+  sid: (sid: number) => new IommufdError('EINVAL', MESSAGES.sid(sid)),
+  did: (did: number, max: number) => new IommufdError('EINVAL', MESSAGES.did(did, max)),
+  attached: (sid: number, did: number) => new IommufdError('EBUSY', MESSAGES.attached(sid, did)),
+  notAttached: (sid: number) => new IommufdError('ENODEV', MESSAGES.notAttached(sid)),
+  range: (iova: number, length: number, limit: number) =>
+    new IommufdError('EINVAL', MESSAGES.range(iova, length, limit)),
+  gpa: (gpa: number) => new IommufdError('EINVAL', MESSAGES.gpa(gpa)),
+  prot: (prot: number) => new IommufdError('EINVAL', MESSAGES.prot(prot)),
+  mapped: (iova: number) => new IommufdError('EEXIST', MESSAGES.mapped(iova)),
+  pendingFree: (iova: number) => new IommufdError('EBUSY', MESSAGES.pendingFree(iova)),
+  option: (name: string, v: unknown, range: string) => new IommufdError('EINVAL', MESSAGES.option(name, v, range)),
+} as const satisfies Record<string, (...args: never[]) => IommufdError & { errno: Errno }>;
