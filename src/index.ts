@@ -38,3 +38,10 @@ export const MOCK_APERTURE_START = 1n << 24n;
 export const MOCK_APERTURE_LAST = (1n << 31n) - 1n;
 export { VtdIommu, type VtdIommuOptions, type VtdRequest, type VtdStats, type VtdBackend } from './vendor/vtd/iommu.js';
 export { VtdRegisters, type VtdInterrupt, type VtdRegisterOptions } from './vendor/vtd/regs.js';
+export {
+  VtdGuestDriver,
+  type VtdAttachOptions,
+  type VtdFaultRecord,
+  type VtdGuestDriverOptions,
+  type VtdGuestStats,
+} from './guest/vtd/index.js';

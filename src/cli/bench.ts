@@ -33,6 +33,10 @@ export const BENCH_FLAGS = {
   'map-mib': 'int',
   'memory-mib': 'int',
   'no-huge-pages': 'bool',
+  workload: 'string',
+  'vtd-cycles': 'int',
+  'vtd-policy': 'string',
+  'vtd-mode': 'string',
   json: 'bool',
   help: 'bool',
 } as const;

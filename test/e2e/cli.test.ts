@@ -14,14 +14,43 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 }
 
 describe('ioasid CLI', () => {
-  it('bench runs the built-in scenario and prints a one-line throughput summary', () => {
-    const r = cli('bench', '--translations', '20000', '--map-mib', '4', '--memory-mib', '16');
+  it('bench runs the built-in workloads and prints one summary line for each', () => {
+    const r = cli('bench', '--translations', '20000', '--map-mib', '4', '--memory-mib', '16', '--vtd-cycles', '500');
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines).toHaveLength(1);
+    expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(
       /^ioasid bench: 20000 DMA translations in [\d.]+ ms = [\d.]+ M\/s \(mock domain, 4 MiB mapped, 1 MiB blocks, 0 faults\)$/,
     );
+    expect(lines[1]).toMatch(
+      /^ioasid bench \(vtd legacy, strict\): 500 map\/DMA\/unmap cycles in [\d.]+ ms, 1000 descriptors = [\d.]+ M descriptors\/s, unmap\+wait p50 [\d.]+ µs p99 [\d.]+ µs \(0 faults, 0 stale hits\)$/,
+    );
+  });
+
+  it('bench --workload vtd runs the VT-d guest-driver workload alone, in either mode and policy', () => {
+    for (const [mode, policy] of [
+      ['scalable', 'strict'],
+      ['legacy', 'lazy'],
+    ] as const) {
+      const r = cli(
+        'bench',
+        '--workload',
+        'vtd',
+        '--vtd-cycles',
+        '300',
+        '--vtd-mode',
+        mode,
+        '--vtd-policy',
+        policy,
+        '--json',
+      );
+      expect(r.status).toBe(0);
+      const j = JSON.parse(r.stdout) as { vtd: Record<string, unknown> };
+      expect(j.vtd).toMatchObject({ cycles: 300, mode, policy, faults: 0, staleHits: 0 });
+    }
+    const bad = cli('bench', '--workload', 'vtd', '--vtd-policy', 'sometimes');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
   });
 
   it('bench --json prints one JSON object with the measured figures', () => {
@@ -34,10 +63,12 @@ describe('ioasid CLI', () => {
       '--memory-mib',
       '8',
       '--no-huge-pages',
+      '--workload',
+      'mock',
       '--json',
     );
     expect(r.status).toBe(0);
-    const j = JSON.parse(r.stdout) as Record<string, unknown>;
+    const j = (JSON.parse(r.stdout) as { mock: Record<string, unknown> }).mock;
     expect(j).toMatchObject({ translations: 5000, faults: 0, hugePages: false, mapBytes: 2 * 2 ** 20 });
     expect(j['perSecond']).toBeGreaterThan(0);
   });
