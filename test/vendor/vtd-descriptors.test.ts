@@ -350,7 +350,7 @@ describe('VT-d descriptors to ops', () => {
 });
 
 describe('VT-d descriptor fuzz', () => {
-  it('10^5 random 256-bit (and 128-bit) descriptors decode to Ok or an IQE reason, and Ok ones map to ops', () => {
+  it('10^6 random 256-bit (and 128-bit) descriptors decode to Ok or an IQE reason, and Ok ones map to ops', () => {
     let x = 0x9e3779b9;
     const next = (): number => {
       x ^= x << 13;
@@ -363,7 +363,9 @@ describe('VT-d descriptor fuzz', () => {
     const ops = new OpList(64);
     const seen = new Map<number, number>();
     let badOps = 0;
-    for (let i = 0; i < 100_000; i++) {
+    // 10^6 by default (the issue's figure); VTD_DECODE_FUZZ sets another count.
+    const n = Number(process.env['VTD_DECODE_FUZZ'] ?? 1_000_000);
+    for (let i = 0; i < n; i++) {
       for (let w = 0; w < 8; w++) mem[w] = next();
       const r = next();
       if ((r & 1) !== 0) {
@@ -473,13 +475,12 @@ describe('VT-d descriptors from real guest traces', () => {
 
   const strictReady = hasXz && existsSync(STRICT);
   it.skipIf(!strictReady)(
-    `every descriptor in the first 20000 lines of vtd-nocm-strict decodes Ok${strictReady ? '' : ` (skipped: ${hasXz ? `${STRICT} not found` : 'the xz tool is not installed'})`}`,
+    `every descriptor of vtd-nocm-strict decodes Ok${strictReady ? '' : ` (skipped: ${hasXz ? `${STRICT} not found` : 'the xz tool is not installed'})`}`,
     () => {
       const text = execFileSync('xz', ['-dc', STRICT], { maxBuffer: 64 << 20, encoding: 'utf8' });
-      const head = text.split('\n', 20000).join('\n');
-      const r = replayTrace(head);
-      expect(r.descs).toBeGreaterThan(4000);
-      expect(r.checked).toBeGreaterThan(4000);
+      const r = replayTrace(text);
+      expect(r.descs).toBeGreaterThan(40000);
+      expect(r.checked).toBeGreaterThan(40000);
       expect(r.barriers * 2).toBeGreaterThanOrEqual(r.descs - 100);
     },
   );
