@@ -154,6 +154,8 @@ export class VtdIommu {
   readonly #haw: number;
   #seq = 0;
   #closed = false;
+  #consuming = false;
+  #rungAgain = false;
   /** The VT-d fault reason of the last translation that faulted (0 when the fault had none). */
   lastFaultReason = 0;
   readonly #stats = {
@@ -273,7 +275,28 @@ export class VtdIommu {
 
   // ---- the invalidation queue ----------------------------------------------------------------
 
+  /**
+   * The doorbell. A VMM's interrupt handler may ring again from inside it (a completion
+   * interrupt is delivered synchronously): that doorbell is served when this one is done, never
+   * nested inside it.
+   */
   #consume(): void {
+    if (this.#consuming) {
+      this.#rungAgain = true;
+      return;
+    }
+    this.#consuming = true;
+    try {
+      do {
+        this.#rungAgain = false;
+        this.#consumeOnce();
+      } while (this.#rungAgain);
+    } finally {
+      this.#consuming = false;
+    }
+  }
+
+  #consumeOnce(): void {
     const regs = this.regs;
     if (this.#closed || regs.queueErrorPending || !regs.queueEnabled) return;
     this.#stats.doorbells++;
