@@ -15,6 +15,8 @@
  * no decode.
  */
 
+import { Header, HEADER_WORDS, mix, ShardState, ShardWord, type CacheCounters } from './shards.js';
+
 /** Payload words per entry (the vendor's decoded structure). */
 export const CONFIG_PAYLOAD_WORDS = 8;
 /** Words per slot: [version, SID + 1, SSID, DID, stamp, spare × 3, payload × 8] = 64 bytes. */
@@ -27,26 +29,6 @@ export const CONFIG_EPOCHS = 4096;
 const WAYS = 8;
 /** A SID range longer than this is flushed with the global epoch (an over-invalidation). */
 const MAX_SID_RANGE = CONFIG_EPOCHS;
-/** The clock value past which the next flush rolls the table over. */
-const CLOCK_LIMIT = 2 ** 31 - 2 ** 20;
-
-// Header words.
-const CLOCK = 0;
-const GLOBAL_EPOCH = 1;
-const ROLLOVERS = 2;
-const OVER = 3;
-const INVALIDATED = 4;
-const HEADER_WORDS = 8;
-// Per-shard words.
-const OWNER = 0;
-const INV_SEQ = 1;
-const HAND = 2;
-const FILLS = 3;
-const DISCARDED = 4;
-const EVICTIONS = 5;
-const SHARD_WORDS = 8;
-
-const OWNER_CONTROL = -1;
 
 /** The shared buffers of a config cache. */
 export interface ConfigCacheHandles {
@@ -55,20 +37,7 @@ export interface ConfigCacheHandles {
 }
 
 /** Counters of a config cache (hits and misses are per consumer: see {@link ConfigCache.hits}). */
-export interface ConfigCacheCounters {
-  fills: number;
-  discardedFills: number;
-  evictions: number;
-  invalidated: number;
-  overInvalidations: number;
-  rollovers: number;
-}
-
-function mix(a: number, b: number): number {
-  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ b;
-  h = Math.imul(h ^ (h >>> 15), 0xc2b2ae35);
-  return (h ^ (h >>> 13)) & 0x7fffffff;
-}
+export type ConfigCacheCounters = CacheCounters;
 
 /** The config cache. Create it on the control plane; attach in a worker with its handles. */
 export class ConfigCache {
@@ -76,8 +45,7 @@ export class ConfigCache {
   readonly shards: number;
   /** Sets per shard (a power of two). */
   readonly setsPerShard: number;
-  readonly #meta: Int32Array;
-  readonly #shard: Int32Array;
+  readonly #st: ShardState;
   readonly #sidEpoch: Int32Array;
   readonly #didEpoch: Int32Array;
   readonly #didPasidEpoch: Int32Array;
@@ -95,27 +63,26 @@ export class ConfigCache {
     while (sets * WAYS * shards < entries) sets *= 2;
     this.shards = shards;
     this.setsPerShard = sets;
-    const metaWords = HEADER_WORDS + shards * SHARD_WORDS + 3 * CONFIG_EPOCHS;
-    const meta = handles?.meta ?? new SharedArrayBuffer(metaWords * 4);
+    const stateWords = ShardState.metaWords(HEADER_WORDS, shards);
+    const meta = handles?.meta ?? new SharedArrayBuffer((stateWords + 3 * CONFIG_EPOCHS) * 4);
     const slots = handles?.slots ?? new SharedArrayBuffer(shards * sets * WAYS * CONFIG_SLOT_WORDS * 4);
-    let at = 0;
+    this.#st = new ShardState(meta, HEADER_WORDS, shards);
+    let at = stateWords;
     const view = (words: number): Int32Array => {
       const v = new Int32Array(meta, at * 4, words);
       at += words;
       return v;
     };
-    this.#meta = view(HEADER_WORDS);
-    this.#shard = view(shards * SHARD_WORDS);
     this.#sidEpoch = view(CONFIG_EPOCHS);
     this.#didEpoch = view(CONFIG_EPOCHS);
     this.#didPasidEpoch = view(CONFIG_EPOCHS);
     this.#slots = new Int32Array(slots);
-    if (handles === undefined) this.#meta[CLOCK] = 1;
+    if (handles === undefined) this.#st.meta[Header.Clock] = 1;
   }
 
   /** The buffers to hand to a worker (with the same `entries` and `shards`). */
   handles(): ConfigCacheHandles {
-    return { meta: this.#meta.buffer as SharedArrayBuffer, slots: this.#slots.buffer as SharedArrayBuffer };
+    return { meta: this.#st.meta.buffer as SharedArrayBuffer, slots: this.#slots.buffer as SharedArrayBuffer };
   }
 
   /** Slots in the table. */
@@ -140,7 +107,7 @@ export class ConfigCache {
 
   #floor(sid: number, ssid: number, did: number): number {
     let f = Math.max(
-      Atomics.load(this.#meta, GLOBAL_EPOCH),
+      this.#st.globalEpoch(),
       this.#sidEpoch[mix(sid, 1) & (CONFIG_EPOCHS - 1)]!,
       this.#didEpoch[mix(did, 2) & (CONFIG_EPOCHS - 1)]!,
     );
@@ -179,12 +146,12 @@ export class ConfigCache {
 
   /** Step 1 of a fill, before the fetch: the SID's shard's invalidation sequence. */
   fillSeq(sid: number): number {
-    return Atomics.load(this.#shard, this.shardOf(sid) * SHARD_WORDS + INV_SEQ);
+    return this.#st.seq(this.shardOf(sid));
   }
 
   /** Step 1 of a fill, before the fetch: the clock. */
   fillClock(): number {
-    return Atomics.load(this.#meta, CLOCK);
+    return this.#st.clock();
   }
 
   /**
@@ -200,14 +167,15 @@ export class ConfigCache {
     c0: number,
     owner: number,
   ): boolean {
-    const sw = this.shardOf(sid) * SHARD_WORDS;
-    if (Atomics.compareExchange(this.#shard, sw + OWNER, 0, owner) !== 0) {
-      Atomics.add(this.#shard, sw + DISCARDED, 1);
+    const shard = this.shardOf(sid);
+    const st = this.#st;
+    if (!st.tryOwn(shard, owner)) {
+      st.count(shard, ShardWord.Discarded);
       return false;
     }
-    if ((this.fillGuard && Atomics.load(this.#shard, sw + INV_SEQ) !== s0) || c0 > Atomics.load(this.#meta, CLOCK)) {
-      Atomics.store(this.#shard, sw + OWNER, 0);
-      Atomics.add(this.#shard, sw + DISCARDED, 1);
+    if ((this.fillGuard && st.seq(shard) !== s0) || c0 > st.clock()) {
+      st.release(shard, false);
+      st.count(shard, ShardWord.Discarded);
       return false;
     }
     const slots = this.#slots;
@@ -223,10 +191,8 @@ export class ConfigCache {
       if (victim < 0 && slots[at + 1] === 0) victim = at;
     }
     if (victim < 0) {
-      const hand = this.#shard[sw + HAND]!;
-      this.#shard[sw + HAND] = hand + 1;
-      victim = base + (hand & (WAYS - 1)) * CONFIG_SLOT_WORDS;
-      Atomics.add(this.#shard, sw + EVICTIONS, 1);
+      victim = base + (st.nextHand(shard) & (WAYS - 1)) * CONFIG_SLOT_WORDS;
+      st.count(shard, ShardWord.Evictions);
     }
     const v = slots[victim]!;
     Atomics.store(slots, victim, (v + 1) | 1);
@@ -236,8 +202,8 @@ export class ConfigCache {
     slots[victim + 4] = c0;
     for (let k = 0; k < CONFIG_PAYLOAD_WORDS; k++) slots[victim + 8 + k] = payload[k] ?? 0;
     Atomics.store(slots, victim, ((v + 1) | 1) + 1);
-    Atomics.add(this.#shard, sw + FILLS, 1);
-    Atomics.store(this.#shard, sw + OWNER, 0);
+    st.count(shard, ShardWord.Fills);
+    st.release(shard, false);
     return true;
   }
 
@@ -245,41 +211,40 @@ export class ConfigCache {
 
   /** Tries to take a shard's owner word without waiting. */
   tryOwn(shard: number, owner: number): boolean {
-    return Atomics.compareExchange(this.#shard, shard * SHARD_WORDS + OWNER, 0, owner) === 0;
+    return this.#st.tryOwn(shard, owner);
   }
 
-  /** Takes a shard's owner word for the control plane, waiting for the holder (fills are short). */
+  /**
+   * Takes a shard's owner word for the control plane, waiting for the holder; a dead worker's
+   * word is taken back after a bounded wait, and everything is flushed (see ShardState.own).
+   */
   own(shard: number): void {
-    const sw = shard * SHARD_WORDS;
-    for (;;) {
-      const holder = Atomics.compareExchange(this.#shard, sw + OWNER, 0, OWNER_CONTROL);
-      if (holder === 0) return;
-      Atomics.wait(this.#shard, sw + OWNER, holder, 1);
-    }
+    this.#st.own(shard, this.#onSteal);
   }
 
   /** Releases a shard's owner word. */
   release(shard: number): void {
-    Atomics.store(this.#shard, shard * SHARD_WORDS + OWNER, 0);
-    Atomics.notify(this.#shard, shard * SHARD_WORDS + OWNER);
+    this.#st.release(shard);
   }
 
   /** Who holds a shard's owner word (0: nobody). */
   ownerOf(shard: number): number {
-    return Atomics.load(this.#shard, shard * SHARD_WORDS + OWNER);
+    return this.#st.ownerOf(shard);
   }
 
   /** Recovery: takes the owner word back from a dead `holder`. */
   reclaimOwner(shard: number, holder: number): boolean {
-    return Atomics.compareExchange(this.#shard, shard * SHARD_WORDS + OWNER, holder, 0) === holder;
+    return this.#st.reclaim(shard, holder);
   }
+
+  readonly #onSteal = (): void => this.flushAll();
 
   /**
    * Drops the entry (sid, ssid), run by the owner of the SID's shard (the caller holds the owner
    * word): bumps the sequence, then clears. Returns the entries cleared (0 or 1).
    */
   invalidateInShard(shard: number, sid: number, ssid: number): number {
-    Atomics.add(this.#shard, shard * SHARD_WORDS + INV_SEQ, 1);
+    this.#st.bumpSeq(shard);
     if (this.shardOf(sid) !== shard) return 0;
     const slots = this.#slots;
     const key = (sid + 1) | 0;
@@ -294,7 +259,7 @@ export class ConfigCache {
       Atomics.store(slots, at, ((v + 1) | 1) + 1);
       n++;
     }
-    Atomics.add(this.#meta, INVALIDATED, n);
+    this.#st.count(shard, ShardWord.Invalidated, n);
     return n;
   }
 
@@ -310,8 +275,7 @@ export class ConfigCache {
   }
 
   #tick(): number {
-    if (Atomics.load(this.#meta, CLOCK) >= CLOCK_LIMIT) this.#rollover();
-    return Atomics.add(this.#meta, CLOCK, 1);
+    return this.#st.tick(this.#clear);
   }
 
   /**
@@ -321,7 +285,7 @@ export class ConfigCache {
   flushSids(sid: number, count = 1): void {
     if (count > MAX_SID_RANGE) {
       this.flushAll();
-      Atomics.add(this.#meta, OVER, 1);
+      this.#st.count(0, ShardWord.OverInvalidations);
       return;
     }
     const c = this.#tick();
@@ -341,11 +305,11 @@ export class ConfigCache {
 
   /** Flushes everything. */
   flushAll(): void {
-    Atomics.store(this.#meta, GLOBAL_EPOCH, this.#tick());
+    Atomics.store(this.#st.meta, Header.GlobalEpoch, this.#tick());
   }
 
-  #rollover(): void {
-    for (let s = 0; s < this.shards; s++) this.own(s);
+  /** The rollover's part for this table (under every owner word): empty the slots and epochs. */
+  readonly #clear = (): void => {
     const slots = this.#slots;
     for (let at = 0; at < slots.length; at += CONFIG_SLOT_WORDS) {
       const v = slots[at]!;
@@ -354,33 +318,17 @@ export class ConfigCache {
       slots[at + 4] = 0;
       Atomics.store(slots, at, ((v + 1) | 1) + 1);
     }
-    for (const t of [this.#sidEpoch, this.#didEpoch, this.#didPasidEpoch]) t.fill(0);
-    Atomics.store(this.#meta, GLOBAL_EPOCH, 0);
-    Atomics.store(this.#meta, CLOCK, 1);
-    for (let s = 0; s < this.shards; s++) Atomics.add(this.#shard, s * SHARD_WORDS + INV_SEQ, 1);
-    Atomics.add(this.#meta, ROLLOVERS, 1);
-    for (let s = 0; s < this.shards; s++) this.release(s);
-  }
+    for (const t of [this.#sidEpoch, this.#didEpoch, this.#didPasidEpoch])
+      for (let k = 0; k < t.length; k++) Atomics.store(t, k, 0);
+  };
 
   /** Sets the clock (tests of the rollover). */
   setClockForTest(value: number): void {
-    Atomics.store(this.#meta, CLOCK, value);
+    this.#st.setClock(value);
   }
 
   /** The table's counters, summed over shards. */
   counters(): ConfigCacheCounters {
-    const sum = (k: number): number => {
-      let n = 0;
-      for (let s = 0; s < this.shards; s++) n += Atomics.load(this.#shard, s * SHARD_WORDS + k);
-      return n;
-    };
-    return {
-      fills: sum(FILLS),
-      discardedFills: sum(DISCARDED),
-      evictions: sum(EVICTIONS),
-      invalidated: Atomics.load(this.#meta, INVALIDATED),
-      overInvalidations: Atomics.load(this.#meta, OVER),
-      rollovers: Atomics.load(this.#meta, ROLLOVERS),
-    };
+    return this.#st.counters();
   }
 }

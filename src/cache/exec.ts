@@ -109,18 +109,15 @@ export function runShardOps(
       case Op.IotlbRangeAllAsid:
         cleared += c.iotlb.invalidateRangeInShard(shard, ops[at + 2]!, opAddr(ops, i), ops[at + 6]! * 4096, ALL_ASIDS);
         break;
-      case Op.AtcInv:
+      case Op.AtcInv: {
+        // The device's tag word for one PASID, or the device with "every PASID".
+        const all = (ops[at + 7]! & OpFlag.AllPasids) !== 0;
+        const tag = all ? ops[at + 3]! : Iotlb.tagWord(ops[at + 3]!, ops[at + 2]!);
         if (c.atc === undefined) unsupported++;
-        else if ((ops[at + 7]! & OpFlag.AllPasids) !== 0)
-          cleared += c.atc.invalidateRangeInShard(shard, ops[at + 3]!, opAddr(ops, i), ops[at + 6]! * 4096, ALL_ASIDS);
         else
-          cleared += c.atc.invalidateRangeInShard(
-            shard,
-            Iotlb.tagWord(ops[at + 3]!, ops[at + 2]!),
-            opAddr(ops, i),
-            ops[at + 6]! * 4096,
-          );
+          cleared += c.atc.invalidateRangeInShard(shard, tag, opAddr(ops, i), ops[at + 6]! * 4096, all ? ALL_ASIDS : 0);
         break;
+      }
       case Op.CfgSidSsid:
         if (c.config === undefined) unsupported++;
         else cleared += c.config.invalidateInShard(shard, ops[at + 3]!, ops[at + 2]!);

@@ -8,9 +8,6 @@ export {
   MAX_ASID,
   ALL_ASIDS,
   ASID_EPOCHS,
-  CLOCK_LIMIT,
-  OWNER_CONTROL,
-  OWNER_WORKER_BASE,
   type IotlbHandles,
   type IotlbCounters,
 } from './iotlb.js';
@@ -23,6 +20,7 @@ export {
   type ConfigCacheHandles,
   type ConfigCacheCounters,
 } from './config.js';
+export { CLOCK_LIMIT, OWNER_CONTROL, OWNER_WORKER_BASE, type CacheCounters } from './shards.js';
 export {
   runShardOps,
   shardCachesSpec,

@@ -1,3 +1,5 @@
+import { Header, HEADER_WORDS, mix, ShardState, ShardWord, type CacheCounters } from './shards.js';
+
 /**
  * The IOTLB: a set-associative table in shared memory, split into shards, with the protocol of
  * DESIGN.md "Caches, shards and the concurrency protocol":
@@ -42,33 +44,9 @@ export const ALL_ASIDS = -1;
 const SHIFT_BITS = (1 << (MAX_CACHED_SHIFT + 1)) - 1;
 const HAS_ASIDS = 1 << 30;
 const DOMAIN_BITS = 0xfff;
-/** The clock value past which the next flush rolls the table over instead of wrapping. */
-export const CLOCK_LIMIT = 2 ** 31 - 2 ** 20;
-
-// Header words.
-const CLOCK = 0;
-const GLOBAL_EPOCH = 1;
-const ROLLOVERS = 2;
-const STOLEN = 3; // owner words taken back from dead workers by a synchronous caller
-const BY_TAG = 4; // 1: the table shards by tag alone (fixed at creation, read by attachers)
-const HEADER_WORDS = 8;
-// Per-shard words.
-const OWNER = 0;
-const INV_SEQ = 1;
-const HAND = 2; // round-robin victim hint
-const FILLS = 3;
-const DISCARDED = 4;
-const EVICTIONS = 5;
-const INVALIDATED = 6;
-const OVER_INVALIDATIONS = 7;
-const SHARD_WORDS = 8;
-
-/** Owner id of the control-plane thread's invalidations. */
-export const OWNER_CONTROL = -1;
-/** Owner ids from here up belong to pipeline workers (1000 + threadId). */
-export const OWNER_WORKER_BASE = 1001;
-/** How long a synchronous caller waits for a worker's owner word before it deems the worker dead. */
-const STALE_OWNER_MS = 2000;
+// Header words after the common ones (shards.ts).
+const BY_TAG = HEADER_WORDS; // 1: the table shards by tag alone (fixed at creation, read by attachers)
+const IOTLB_HEADER_WORDS = HEADER_WORDS + 4;
 
 /** The shared buffers of an IOTLB. */
 export interface IotlbHandles {
@@ -78,24 +56,8 @@ export interface IotlbHandles {
   slots: SharedArrayBuffer;
 }
 
-/** Counters of an IOTLB (fills and below are per table; hits and misses are per translator). */
-export interface IotlbCounters {
-  fills: number;
-  discardedFills: number;
-  evictions: number;
-  invalidated: number;
-  overInvalidations: number;
-  rollovers: number;
-  /** Owner words taken back from dead workers. */
-  stolenOwners: number;
-}
-
-/** A 31-bit hash: non-negative int32, so indexes derived from it stay small integers (V8 Smis). */
-function mix(a: number, b: number): number {
-  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ b;
-  h = Math.imul(h ^ (h >>> 15), 0xc2b2ae35);
-  return (h ^ (h >>> 13)) & 0x7fffffff;
-}
+/** Counters of an IOTLB (hits and misses are per translator). */
+export type IotlbCounters = CacheCounters;
 
 /** 2^n for n in 0..63: lookups must not call Math.pow. */
 const POW2: readonly number[] = Array.from({ length: 64 }, (_, n) => 2 ** n);
@@ -108,8 +70,7 @@ export class Iotlb {
   readonly shards: number;
   /** Sets per shard (a power of two). */
   readonly setsPerShard: number;
-  readonly #meta: Int32Array;
-  readonly #shard: Int32Array;
+  readonly #st: ShardState;
   readonly #epoch: Int32Array;
   readonly #shifts: Int32Array;
   readonly #asidEpoch: Int32Array;
@@ -136,27 +97,27 @@ export class Iotlb {
     while (sets * WAYS * shards < entries) sets *= 2;
     this.shards = shards;
     this.setsPerShard = sets;
-    const metaWords = HEADER_WORDS + shards * SHARD_WORDS + 2 * MAX_TAGS + ASID_EPOCHS;
-    const meta = handles?.meta ?? new SharedArrayBuffer(metaWords * 4);
+    const stateWords = ShardState.metaWords(IOTLB_HEADER_WORDS, shards);
+    const meta = handles?.meta ?? new SharedArrayBuffer((stateWords + 2 * MAX_TAGS + ASID_EPOCHS) * 4);
     const slots = handles?.slots ?? new SharedArrayBuffer(shards * sets * WAYS * SLOT_WORDS * 4);
-    this.#meta = new Int32Array(meta, 0, HEADER_WORDS);
-    this.#shard = new Int32Array(meta, HEADER_WORDS * 4, shards * SHARD_WORDS);
-    this.#epoch = new Int32Array(meta, (HEADER_WORDS + shards * SHARD_WORDS) * 4, MAX_TAGS);
-    this.#shifts = new Int32Array(meta, (HEADER_WORDS + shards * SHARD_WORDS + MAX_TAGS) * 4, MAX_TAGS);
-    this.#asidEpoch = new Int32Array(meta, (HEADER_WORDS + shards * SHARD_WORDS + 2 * MAX_TAGS) * 4, ASID_EPOCHS);
+    this.#st = new ShardState(meta, IOTLB_HEADER_WORDS, shards);
+    this.#epoch = new Int32Array(meta, stateWords * 4, MAX_TAGS);
+    this.#shifts = new Int32Array(meta, (stateWords + MAX_TAGS) * 4, MAX_TAGS);
+    this.#asidEpoch = new Int32Array(meta, (stateWords + 2 * MAX_TAGS) * 4, ASID_EPOCHS);
     this.#slots = new Int32Array(slots);
+    const head = this.#st.meta;
     if (handles === undefined) {
-      this.#meta[CLOCK] = 1;
-      this.#meta[BY_TAG] = byTag ? 1 : 0;
+      head[Header.Clock] = 1;
+      head[BY_TAG] = byTag ? 1 : 0;
     }
     // An attacher takes the sharding from the buffer: a disagreement would hide entries from
     // the invalidations of another thread.
-    this.#byTag = this.#meta[BY_TAG] === 1;
+    this.#byTag = head[BY_TAG] === 1;
   }
 
   /** The buffers to hand to a worker (with the same `entries` and `shards`). */
   handles(): IotlbHandles {
-    return { meta: this.#meta.buffer as SharedArrayBuffer, slots: this.#slots.buffer as SharedArrayBuffer };
+    return { meta: this.#st.meta.buffer as SharedArrayBuffer, slots: this.#slots.buffer as SharedArrayBuffer };
   }
 
   /** Slots in the table. */
@@ -195,11 +156,7 @@ export class Iotlb {
 
   /** The epoch floor of a tag word: a hit needs a stamp above it. */
   #floor(tag: number): number {
-    return Math.max(
-      this.#epoch[tag & DOMAIN_BITS]!,
-      Atomics.load(this.#meta, GLOBAL_EPOCH),
-      this.#asidEpoch[this.#asidSlot(tag)]!,
-    );
+    return Math.max(this.#epoch[tag & DOMAIN_BITS]!, this.#st.globalEpoch(), this.#asidEpoch[this.#asidSlot(tag)]!);
   }
 
   /** First slot word of set `set` in shard `shard`. */
@@ -251,12 +208,12 @@ export class Iotlb {
 
   /** Step 1 of a fill, before the walk: the shard's invalidation sequence. */
   fillSeq(tag: number, iova: number): number {
-    return Atomics.load(this.#shard, this.shardOf(tag, iova) * SHARD_WORDS + INV_SEQ);
+    return this.#st.seq(this.shardOf(tag, iova));
   }
 
   /** Step 1 of a fill, before the walk: the clock. */
   fillClock(): number {
-    return Atomics.load(this.#meta, CLOCK);
+    return this.#st.clock();
   }
 
   /**
@@ -275,20 +232,16 @@ export class Iotlb {
     owner: number,
   ): boolean {
     const shard = this.shardOf(tag, iova);
-    const sw = shard * SHARD_WORDS;
-    if (Atomics.compareExchange(this.#shard, sw + OWNER, 0, owner) !== 0) {
-      Atomics.add(this.#shard, sw + DISCARDED, 1);
+    const st = this.#st;
+    if (!st.tryOwn(shard, owner)) {
+      st.count(shard, ShardWord.Discarded);
       return false;
     }
     // Refused: a sequence that moved (an invalidation raced the walk), a stamp from before a
     // rollover (above the clock), or an address the slot cannot hold (PA >= 2^32).
-    if (
-      (this.fillGuard && Atomics.load(this.#shard, sw + INV_SEQ) !== s0) ||
-      c0 > Atomics.load(this.#meta, CLOCK) ||
-      pa >= 4294967296
-    ) {
-      Atomics.store(this.#shard, sw + OWNER, 0);
-      Atomics.add(this.#shard, sw + DISCARDED, 1);
+    if ((this.fillGuard && st.seq(shard) !== s0) || c0 > st.clock() || pa >= 4294967296) {
+      st.release(shard, false);
+      st.count(shard, ShardWord.Discarded);
       return false;
     }
     if (shift > MAX_CACHED_SHIFT) shift = MAX_CACHED_SHIFT;
@@ -311,10 +264,8 @@ export class Iotlb {
       if (victim < 0 && slots[at + 1] === 0) victim = at;
     }
     if (victim < 0) {
-      const hand = this.#shard[sw + HAND]!;
-      this.#shard[sw + HAND] = hand + 1;
-      victim = base + (hand & (WAYS - 1)) * SLOT_WORDS;
-      Atomics.add(this.#shard, sw + EVICTIONS, 1);
+      victim = base + (st.nextHand(shard) & (WAYS - 1)) * SLOT_WORDS;
+      st.count(shard, ShardWord.Evictions);
     }
     const v = slots[victim]!;
     Atomics.store(slots, victim, (v + 1) | 1);
@@ -328,36 +279,27 @@ export class Iotlb {
     const dom = tag & DOMAIN_BITS;
     const bits = (1 << shift) | (tag !== dom ? HAS_ASIDS : 0);
     if ((this.#shifts[dom]! & bits) !== bits) Atomics.or(this.#shifts, dom, bits);
-    Atomics.add(this.#shard, sw + FILLS, 1);
-    Atomics.store(this.#shard, sw + OWNER, 0);
+    st.count(shard, ShardWord.Fills);
+    st.release(shard, false);
     return true;
   }
 
-  // ---- invalidation (the control plane) -----------------------------------------------------
+  // ---- invalidation -------------------------------------------------------------------------
 
-  #own(sw: number): void {
-    let waited = 0;
-    for (;;) {
-      const holder = Atomics.compareExchange(this.#shard, sw + OWNER, 0, OWNER_CONTROL);
-      if (holder === 0) return;
-      // Holders are fills and shard tasks, which release within milliseconds; wait a little.
-      Atomics.wait(this.#shard, sw + OWNER, holder, 1);
-      waited++;
-      // A worker that holds the word this long died mid-batch (its task is bounded). The
-      // synchronous caller cannot wait for the pipeline's asynchronous recovery, so it takes the
-      // word back itself and flushes everything, since the dead worker may have left its work
-      // half done.
-      if (holder >= OWNER_WORKER_BASE && waited >= STALE_OWNER_MS && this.reclaimOwner(sw / SHARD_WORDS, holder)) {
-        Atomics.add(this.#meta, STOLEN, 1);
-        this.flushAll();
-        waited = 0;
-      }
-    }
-  }
+  /** A dead worker's owner word was taken back: what it may have left half done goes. */
+  readonly #onSteal = (): void => this.flushAll();
 
-  #release(sw: number): void {
-    Atomics.store(this.#shard, sw + OWNER, 0);
-    Atomics.notify(this.#shard, sw + OWNER);
+  /**
+   * "Every ASID of domain `tag`": the domain's tag word when it only ever cached ASID 0, else -1
+   * after flushing the whole domain (an over-invalidation, counted in `shard`): its entries are
+   * not indexed by address alone.
+   */
+  #allAsids(tag: number, shard: number): number {
+    const dom = tag & DOMAIN_BITS;
+    if ((this.#shifts[dom]! & HAS_ASIDS) === 0) return dom;
+    this.flushTag(dom);
+    this.#st.count(shard, ShardWord.OverInvalidations);
+    return -1;
   }
 
   /**
@@ -365,19 +307,11 @@ export class Iotlb {
    * shard's invalidation sequence before probing. A range of more than `maxPages` pages at its
    * smallest cached size flushes the whole tag instead (an over-invalidation, as Linux's
    * CMDQ_MAX_TLBI_OPS does). `tag` is a tag word, or a domain with `asid` = ALL_ASIDS for every
-   * ASID of the domain (a domain that has cached ASIDs other than 0 is then flushed whole, an
-   * over-invalidation: its entries are not indexed by address alone). Returns the entries cleared.
+   * ASID of the domain (see `#allAsids`). Returns the entries cleared.
    */
   invalidateRange(tag: number, iova: number, length: number, maxPages = 512, asid = 0): number {
     if (length <= 0) return 0;
-    if (asid === ALL_ASIDS) {
-      if ((this.#shifts[tag & DOMAIN_BITS]! & HAS_ASIDS) !== 0) {
-        this.flushTag(tag & DOMAIN_BITS);
-        Atomics.add(this.#shard, OVER_INVALIDATIONS, 1);
-        return 0;
-      }
-      tag &= DOMAIN_BITS;
-    }
+    if (asid === ALL_ASIDS && (tag = this.#allAsids(tag, 0)) < 0) return 0;
     const mask = this.#shifts[tag & DOMAIN_BITS]! & SHIFT_BITS;
     const end = iova + length;
     const firstRegion = Math.floor(iova / 2 ** 21) * 2 ** 21;
@@ -386,27 +320,31 @@ export class Iotlb {
     if (length / 2 ** smallest > maxPages || regions > maxPages) {
       // The epoch also defeats fills in flight: their stamps predate it.
       this.flushTag(tag & DOMAIN_BITS);
-      Atomics.add(this.#shard, OVER_INVALIDATIONS, 1);
+      this.#st.count(0, ShardWord.OverInvalidations);
       return 0;
     }
     let cleared = 0;
     for (let region = firstRegion; region < end; region += 2 ** 21) {
       const shard = this.shardOf(tag, region);
-      const sw = shard * SHARD_WORDS;
-      this.#own(sw);
+      this.#st.own(shard, this.#onSteal);
       // Even with nothing cached yet, the sequence moves: a walk in flight must not fill.
-      Atomics.add(this.#shard, sw + INV_SEQ, 1);
-      const lo = Math.max(iova, region);
-      const hi = Math.min(end, region + 2 ** 21);
-      for (let m = this.#shifts[tag & DOMAIN_BITS]! & SHIFT_BITS; m !== 0; m &= m - 1) {
-        const shift = 31 - Math.clz32(m & -m);
-        const size = POW2[shift]!;
-        for (let page = Math.floor(lo / size); page * size < hi; page++)
-          cleared += this.#clearPage(shard, tag, page, shift);
-      }
-      this.#release(sw);
+      this.#st.bumpSeq(shard);
+      cleared += this.#clearRegion(shard, tag, Math.max(iova, region), Math.min(end, region + 2 ** 21));
+      this.#st.release(shard);
     }
-    Atomics.add(this.#shard, INVALIDATED, cleared);
+    return cleared;
+  }
+
+  /** Clears `tag`'s entries of every cached size in [lo, hi), inside one 2 MiB region of `shard`. */
+  #clearRegion(shard: number, tag: number, lo: number, hi: number): number {
+    let cleared = 0;
+    for (let m = this.#shifts[tag & DOMAIN_BITS]! & SHIFT_BITS; m !== 0; m &= m - 1) {
+      const shift = 31 - Math.clz32(m & -m);
+      const size = POW2[shift]!;
+      for (let page = Math.floor(lo / size); page * size < hi; page++)
+        cleared += this.#clearPage(shard, tag, page, shift);
+    }
+    this.#st.count(shard, ShardWord.Invalidated, cleared);
     return cleared;
   }
 
@@ -431,69 +369,49 @@ export class Iotlb {
 
   /** Tries to take a shard's owner word for `owner` without waiting. */
   tryOwn(shard: number, owner: number): boolean {
-    return Atomics.compareExchange(this.#shard, shard * SHARD_WORDS + OWNER, 0, owner) === 0;
+    return this.#st.tryOwn(shard, owner);
   }
 
-  /** Takes a shard's owner word for the control plane, waiting for the holder. */
+  /** Takes a shard's owner word for the control plane, waiting for the holder (see ShardState.own). */
   own(shard: number): void {
-    this.#own(shard * SHARD_WORDS);
+    this.#st.own(shard, this.#onSteal);
   }
 
   /** Releases a shard's owner word. */
   release(shard: number): void {
-    this.#release(shard * SHARD_WORDS);
+    this.#st.release(shard);
   }
 
   /** Who holds a shard's owner word (0: nobody). */
   ownerOf(shard: number): number {
-    return Atomics.load(this.#shard, shard * SHARD_WORDS + OWNER);
+    return this.#st.ownerOf(shard);
   }
 
-  /**
-   * Recovery from a holder that died: takes the owner word back from `holder` by compare-and-
-   * swap. Returns whether it did.
-   */
+  /** Recovery from a holder that died: takes the owner word back from `holder`. Returns whether it did. */
   reclaimOwner(shard: number, holder: number): boolean {
-    return Atomics.compareExchange(this.#shard, shard * SHARD_WORDS + OWNER, holder, 0) === holder;
+    return this.#st.reclaim(shard, holder);
   }
 
   /**
    * The part of a range invalidation that falls in `shard`'s regions, run by the shard's owner
    * (the caller holds the owner word): bumps the invalidation sequence, then clears. With `asid`
-   * = ALL_ASIDS, `tag` is a domain and every ASID of it goes (a domain with ASIDs other than 0 is
-   * flushed whole instead: see {@link invalidateRange}).
+   * = ALL_ASIDS, `tag` is a domain and every ASID of it goes (see `#allAsids`).
    */
   invalidateRangeInShard(shard: number, tag: number, iova: number, length: number, asid = 0): number {
+    this.#st.bumpSeq(shard);
+    if (asid === ALL_ASIDS && (tag = this.#allAsids(tag, shard)) < 0) return 0;
     const end = iova + length;
-    Atomics.add(this.#shard, shard * SHARD_WORDS + INV_SEQ, 1);
-    if (asid === ALL_ASIDS) {
-      if ((this.#shifts[tag & DOMAIN_BITS]! & HAS_ASIDS) !== 0) {
-        this.flushTag(tag & DOMAIN_BITS);
-        Atomics.add(this.#shard, OVER_INVALIDATIONS, 1);
-        return 0;
-      }
-      tag &= DOMAIN_BITS;
-    }
     let cleared = 0;
     for (let region = Math.floor(iova / 2097152) * 2097152; region < end; region += 2097152) {
       if (this.shardOf(tag, region) !== shard) continue;
-      const lo = Math.max(iova, region);
-      const hi = Math.min(end, region + 2097152);
-      for (let m = this.#shifts[tag & DOMAIN_BITS]! & SHIFT_BITS; m !== 0; m &= m - 1) {
-        const shift = 31 - Math.clz32(m & -m);
-        const size = POW2[shift]!;
-        for (let page = Math.floor(lo / size); page * size < hi; page++)
-          cleared += this.#clearPage(shard, tag, page, shift);
-      }
+      cleared += this.#clearRegion(shard, tag, Math.max(iova, region), Math.min(end, region + 2097152));
     }
-    Atomics.add(this.#shard, INVALIDATED, cleared);
     return cleared;
   }
 
-  /** Advances the clock and returns the value before, rolling the table over near the limit. */
+  /** Advances the clock and returns the value before (rolling the table over near the limit). */
   #tick(): number {
-    if (Atomics.load(this.#meta, CLOCK) >= CLOCK_LIMIT) this.#rollover();
-    return Atomics.add(this.#meta, CLOCK, 1);
+    return this.#st.tick(this.#clear);
   }
 
   /** Flushes everything cached under domain `tag`, every ASID: one epoch store, on no shard. */
@@ -508,7 +426,7 @@ export class Iotlb {
 
   /** Flushes everything: one global epoch store. */
   flushAll(): void {
-    Atomics.store(this.#meta, GLOBAL_EPOCH, this.#tick());
+    Atomics.store(this.#st.meta, Header.GlobalEpoch, this.#tick());
   }
 
   /**
@@ -520,12 +438,8 @@ export class Iotlb {
     Atomics.store(this.#shifts, tag, 0);
   }
 
-  /**
-   * The clock is about to pass CLOCK_LIMIT: empty every slot under every owner word, then reset
-   * the clock, the epochs and the stamps' meaning. Never a silent wrap.
-   */
-  #rollover(): void {
-    for (let s = 0; s < this.shards; s++) this.#own(s * SHARD_WORDS);
+  /** The rollover's part for this table (under every owner word): empty the slots and epochs. */
+  readonly #clear = (): void => {
     const slots = this.#slots;
     for (let at = 0; at < slots.length; at += SLOT_WORDS) {
       const v = slots[at]!;
@@ -534,37 +448,17 @@ export class Iotlb {
       slots[at + 6] = 0;
       Atomics.store(slots, at, ((v + 1) | 1) + 1);
     }
-    // The clock and epochs are reset before the sequences move: a fill that reads the new
-    // sequence then also reads the new clock (a fill stamped above the clock is refused anyway).
     for (let t = 0; t < MAX_TAGS; t++) Atomics.store(this.#epoch, t, 0);
     for (let t = 0; t < ASID_EPOCHS; t++) Atomics.store(this.#asidEpoch, t, 0);
-    Atomics.store(this.#meta, GLOBAL_EPOCH, 0);
-    Atomics.store(this.#meta, CLOCK, 1);
-    for (let s = 0; s < this.shards; s++) Atomics.add(this.#shard, s * SHARD_WORDS + INV_SEQ, 1);
-    Atomics.add(this.#meta, ROLLOVERS, 1);
-    for (let s = 0; s < this.shards; s++) this.#release(s * SHARD_WORDS);
-  }
+  };
 
   /** Sets the clock (tests of the rollover). */
   setClockForTest(value: number): void {
-    Atomics.store(this.#meta, CLOCK, value);
+    this.#st.setClock(value);
   }
 
   /** The table's counters, summed over shards. */
   counters(): IotlbCounters {
-    const sum = (k: number): number => {
-      let n = 0;
-      for (let s = 0; s < this.shards; s++) n += Atomics.load(this.#shard, s * SHARD_WORDS + k);
-      return n;
-    };
-    return {
-      fills: sum(FILLS),
-      discardedFills: sum(DISCARDED),
-      evictions: sum(EVICTIONS),
-      invalidated: Atomics.load(this.#shard, INVALIDATED),
-      overInvalidations: Atomics.load(this.#shard, OVER_INVALIDATIONS),
-      rollovers: Atomics.load(this.#meta, ROLLOVERS),
-      stolenOwners: Atomics.load(this.#meta, STOLEN),
-    };
+    return this.#st.counters();
   }
 }

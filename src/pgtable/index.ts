@@ -30,6 +30,5 @@ export { armS1Codec, armS2Codec, armAddr } from './arm/codec.js';
 export { armS1Walk, armS2Walk } from './arm/walk.js';
 export { X86_LO, X86_HI, SL_LO, SL_HI, VTD_FR, INTERRUPT_RANGE, vtdAwWidth } from './x86/desc.js';
 export { x86FirstStageCodec, vtdSecondStageCodec, x86StartLevel } from './x86/codec.js';
-export { x86FirstStageWalk, vtdSecondStageWalk } from './x86/walk.js';
-export { x86NestedWalk } from './x86/walk-nested.js';
+export { x86FirstStageWalk, x86NestedWalk, vtdSecondStageWalk } from './x86/walk.js';
 export { entryCountsFor } from './entry-counts.js';

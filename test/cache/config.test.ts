@@ -3,7 +3,7 @@
 // returns nothing or a value filled since the last invalidation that covers its key.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_PAYLOAD_WORDS, ConfigCache, NO_SSID } from '../../src/cache/index.js';
+import { CONFIG_PAYLOAD_WORDS, ConfigCache, NO_SSID, OWNER_WORKER_BASE } from '../../src/cache/index.js';
 
 const out = new Int32Array(CONFIG_PAYLOAD_WORDS);
 
@@ -80,6 +80,17 @@ describe('config cache', () => {
     c.flushSids(1 << 20, 1 << 20);
     expect(get(c, 4, NO_SSID)).toBeUndefined();
     expect(c.counters().overInvalidations).toBe(1);
+  });
+
+  it('a control-plane invalidation takes back the owner word of a dead worker after a bounded wait, and flushes', () => {
+    const c = new ConfigCache(1024, 2);
+    fill(c, 4, NO_SSID, 1, 1);
+    const shard = c.shardOf(5);
+    expect(c.tryOwn(shard, OWNER_WORKER_BASE + 7)).toBe(true); // a worker that died holding it
+    c.invalidate(5, NO_SSID); // waited forever before the config cache shared the IOTLB's protocol
+    expect(c.ownerOf(shard)).toBe(0);
+    expect(c.counters().stolenOwners).toBe(1);
+    expect(get(c, 4, NO_SSID)).toBeUndefined(); // what the dead worker may have half done is gone
   });
 
   it('the clock rolls over instead of wrapping: the table empties and fills work again', () => {

@@ -306,3 +306,38 @@ describe('VT-d unit: re-entrant doorbells', () => {
     expect(g.unit.stats().waits).toBe(3);
   });
 });
+
+describe('VT-d unit: a long doorbell', () => {
+  it('a global IOTLB flush among thousands of queued descriptors runs in segments, never overflowing the op list', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const g = setup(fd);
+    g.mmio(VTD_REG.GCMD, GCMD.QIE | GCMD.TE);
+    // 200 devices on bus 0, each in its own domain: 200 DIDs with IOTLB tags.
+    const data = g.frames.alloc() * 4096;
+    g.pt.map(0x1000, 4096, (o) => data + o, R, false);
+    for (let dev = 1; dev <= 200; dev++) {
+      g.ctx(dev, dev, g.pt);
+      expect(g.unit.translate({ sid: dev }, 0x1000, R)).toBeGreaterThan(0);
+    }
+    // A 4096-slot queue (QS = 4): 4000 device-selective context flushes, a global IOTLB flush
+    // (one op per DID), and a wait, on one doorbell.
+    g.mmio(VTD_REG.GCMD, GCMD.TE); // QIE off (the queue is empty) to change IQA
+    const queue = g.frames.allocContiguous(16) * 4096;
+    g.mmio(VTD_REG.IQA, BigInt(queue) | 4n, 8);
+    g.mmio(VTD_REG.GCMD, GCMD.QIE | GCMD.TE);
+    let slot = 0;
+    const put = (type: number, fields: Record<string, number>): void => {
+      encodeDescriptor(type, fields, g.u32, (queue + slot++ * 16) / 4, false);
+    };
+    for (let k = 0; k < 4000; k++) put(DescType.ContextCache, { g: 3, sid: 300 + (k % 50), did: 0 });
+    put(DescType.Iotlb, { g: 1 });
+    put(...g.wait(11));
+    g.mmio(VTD_REG.IQT, BigInt(slot * 16), 8);
+    expect(g.unit.regs.queueErrorPending).toBe(false);
+    expect(g.statusWord()).toBe(11);
+    expect(g.unit.regs.queueHead).toBe(slot * 16);
+    const misses = g.unit.stats().iotlbMisses;
+    g.unit.translate({ sid: 7 }, 0x1000, R);
+    expect(g.unit.stats().iotlbMisses).toBe(misses + 1); // the global flush reached every DID
+  });
+});

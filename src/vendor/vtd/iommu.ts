@@ -16,7 +16,7 @@ import type { Observable } from 'rxjs';
 import { ConfigCache, CONFIG_PAYLOAD_WORDS, Iotlb, NO_SSID, type ConfigCacheCounters } from '../../cache/index.js';
 import type { PhysMemory, SystemMemory } from '../../memory/index.js';
 import { GuestRam } from '../../memory/index.js';
-import { Op, OP_WORDS, OpList } from '../../ops/index.js';
+import { Op, OpList } from '../../ops/index.js';
 import {
   Access,
   CFG,
@@ -374,8 +374,12 @@ export class VtdIommu {
       return;
     }
     if (d.type === DescType.Iotlb && f[Field.g] === 1) {
-      // Global: every tag of this unit (not the other guests' tags that share the IOTLB).
-      for (const tag of this.#didTags.values()) ops.push(Op.IotlbTag, seq, tag);
+      // Global: every tag of this unit (not the other guests' tags that share the IOTLB). A unit
+      // may have thousands of DIDs: run what is decoded so far whenever the list fills up.
+      for (const tag of this.#didTags.values()) {
+        if (ops.count >= OPS_PER_SEGMENT) this.#runSegment();
+        ops.push(Op.IotlbTag, seq, tag);
+      }
       return;
     }
     descriptorToOps(d, this.#tagMap, seq, ops);
@@ -591,7 +595,4 @@ export class VtdIommu {
       off += n;
     }
   }
-
-  /** Ops per op-list record (for tests that inspect the queue's decoded form). */
-  static readonly OP_WORDS = OP_WORDS;
 }
