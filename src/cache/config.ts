@@ -15,7 +15,7 @@
  * no decode.
  */
 
-import { Header, HEADER_WORDS, mix, ShardState, ShardWord, type CacheCounters } from './shards.js';
+import { Header, HEADER_WORDS, mix, ShardedTable, ShardState, ShardWord, WAYS, type CacheCounters } from './shards.js';
 
 /** Payload words per entry (the vendor's decoded structure). */
 export const CONFIG_PAYLOAD_WORDS = 8;
@@ -25,8 +25,6 @@ export const CONFIG_SLOT_WORDS = 16;
 export const NO_SSID = -1;
 /** Entries of each hashed epoch table (SID, DID, (DID, PASID)). */
 export const CONFIG_EPOCHS = 4096;
-/** Ways per set. */
-const WAYS = 8;
 /** A SID range longer than this is flushed with the global epoch (an over-invalidation). */
 const MAX_SID_RANGE = CONFIG_EPOCHS;
 
@@ -40,12 +38,7 @@ export interface ConfigCacheHandles {
 export type ConfigCacheCounters = CacheCounters;
 
 /** The config cache. Create it on the control plane; attach in a worker with its handles. */
-export class ConfigCache {
-  /** Shards. */
-  readonly shards: number;
-  /** Sets per shard (a power of two). */
-  readonly setsPerShard: number;
-  readonly #st: ShardState;
+export class ConfigCache extends ShardedTable {
   readonly #sidEpoch: Int32Array;
   readonly #didEpoch: Int32Array;
   readonly #didPasidEpoch: Int32Array;
@@ -59,14 +52,11 @@ export class ConfigCache {
 
   /** Creates a cache of about `entries` slots over `shards` shards, or attaches to `handles`. */
   constructor(entries: number, shards: number, handles?: ConfigCacheHandles) {
-    let sets = 1;
-    while (sets * WAYS * shards < entries) sets *= 2;
-    this.shards = shards;
-    this.setsPerShard = sets;
+    const sets = ShardedTable.setsFor(entries, shards);
     const stateWords = ShardState.metaWords(HEADER_WORDS, shards);
     const meta = handles?.meta ?? new SharedArrayBuffer((stateWords + 3 * CONFIG_EPOCHS) * 4);
     const slots = handles?.slots ?? new SharedArrayBuffer(shards * sets * WAYS * CONFIG_SLOT_WORDS * 4);
-    this.#st = new ShardState(meta, HEADER_WORDS, shards);
+    super(new ShardState(meta, HEADER_WORDS, shards), entries);
     let at = stateWords;
     const view = (words: number): Int32Array => {
       const v = new Int32Array(meta, at * 4, words);
@@ -77,17 +67,12 @@ export class ConfigCache {
     this.#didEpoch = view(CONFIG_EPOCHS);
     this.#didPasidEpoch = view(CONFIG_EPOCHS);
     this.#slots = new Int32Array(slots);
-    if (handles === undefined) this.#st.meta[Header.Clock] = 1;
+    if (handles === undefined) this.st.meta[Header.Clock] = 1;
   }
 
   /** The buffers to hand to a worker (with the same `entries` and `shards`). */
   handles(): ConfigCacheHandles {
-    return { meta: this.#st.meta.buffer as SharedArrayBuffer, slots: this.#slots.buffer as SharedArrayBuffer };
-  }
-
-  /** Slots in the table. */
-  get capacity(): number {
-    return this.shards * this.setsPerShard * WAYS;
+    return { meta: this.st.meta.buffer as SharedArrayBuffer, slots: this.#slots.buffer as SharedArrayBuffer };
   }
 
   /** Table bytes ÷ capacity. */
@@ -107,7 +92,7 @@ export class ConfigCache {
 
   #floor(sid: number, ssid: number, did: number): number {
     let f = Math.max(
-      this.#st.globalEpoch(),
+      this.st.globalEpoch(),
       this.#sidEpoch[mix(sid, 1) & (CONFIG_EPOCHS - 1)]!,
       this.#didEpoch[mix(did, 2) & (CONFIG_EPOCHS - 1)]!,
     );
@@ -146,12 +131,12 @@ export class ConfigCache {
 
   /** Step 1 of a fill, before the fetch: the SID's shard's invalidation sequence. */
   fillSeq(sid: number): number {
-    return this.#st.seq(this.shardOf(sid));
+    return this.st.seq(this.shardOf(sid));
   }
 
   /** Step 1 of a fill, before the fetch: the clock. */
   fillClock(): number {
-    return this.#st.clock();
+    return this.st.clock();
   }
 
   /**
@@ -168,7 +153,7 @@ export class ConfigCache {
     owner: number,
   ): boolean {
     const shard = this.shardOf(sid);
-    const st = this.#st;
+    const st = this.st;
     if (!st.tryOwn(shard, owner)) {
       st.count(shard, ShardWord.Discarded);
       return false;
@@ -209,42 +194,12 @@ export class ConfigCache {
 
   // ---- invalidation --------------------------------------------------------------------------
 
-  /** Tries to take a shard's owner word without waiting. */
-  tryOwn(shard: number, owner: number): boolean {
-    return this.#st.tryOwn(shard, owner);
-  }
-
-  /**
-   * Takes a shard's owner word for the control plane, waiting for the holder; a dead worker's
-   * word is taken back after a bounded wait, and everything is flushed (see ShardState.own).
-   */
-  own(shard: number): void {
-    this.#st.own(shard, this.#onSteal);
-  }
-
-  /** Releases a shard's owner word. */
-  release(shard: number): void {
-    this.#st.release(shard);
-  }
-
-  /** Who holds a shard's owner word (0: nobody). */
-  ownerOf(shard: number): number {
-    return this.#st.ownerOf(shard);
-  }
-
-  /** Recovery: takes the owner word back from a dead `holder`. */
-  reclaimOwner(shard: number, holder: number): boolean {
-    return this.#st.reclaim(shard, holder);
-  }
-
-  readonly #onSteal = (): void => this.flushAll();
-
   /**
    * Drops the entry (sid, ssid), run by the owner of the SID's shard (the caller holds the owner
    * word): bumps the sequence, then clears. Returns the entries cleared (0 or 1).
    */
   invalidateInShard(shard: number, sid: number, ssid: number): number {
-    this.#st.bumpSeq(shard);
+    this.st.bumpSeq(shard);
     if (this.shardOf(sid) !== shard) return 0;
     const slots = this.#slots;
     const key = (sid + 1) | 0;
@@ -259,7 +214,7 @@ export class ConfigCache {
       Atomics.store(slots, at, ((v + 1) | 1) + 1);
       n++;
     }
-    this.#st.count(shard, ShardWord.Invalidated, n);
+    this.st.count(shard, ShardWord.Invalidated, n);
     return n;
   }
 
@@ -275,7 +230,7 @@ export class ConfigCache {
   }
 
   #tick(): number {
-    return this.#st.tick(this.#clear);
+    return this.st.tick(this.#clear);
   }
 
   /**
@@ -285,7 +240,7 @@ export class ConfigCache {
   flushSids(sid: number, count = 1): void {
     if (count > MAX_SID_RANGE) {
       this.flushAll();
-      this.#st.count(0, ShardWord.OverInvalidations);
+      this.st.count(0, ShardWord.OverInvalidations);
       return;
     }
     const c = this.#tick();
@@ -305,7 +260,7 @@ export class ConfigCache {
 
   /** Flushes everything. */
   flushAll(): void {
-    Atomics.store(this.#st.meta, Header.GlobalEpoch, this.#tick());
+    Atomics.store(this.st.meta, Header.GlobalEpoch, this.#tick());
   }
 
   /** The rollover's part for this table (under every owner word): empty the slots and epochs. */
@@ -321,14 +276,4 @@ export class ConfigCache {
     for (const t of [this.#sidEpoch, this.#didEpoch, this.#didPasidEpoch])
       for (let k = 0; k < t.length; k++) Atomics.store(t, k, 0);
   };
-
-  /** Sets the clock (tests of the rollover). */
-  setClockForTest(value: number): void {
-    this.#st.setClock(value);
-  }
-
-  /** The table's counters, summed over shards. */
-  counters(): ConfigCacheCounters {
-    return this.#st.counters();
-  }
 }

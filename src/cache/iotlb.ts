@@ -1,4 +1,6 @@
-import { Header, HEADER_WORDS, mix, ShardState, ShardWord, type CacheCounters } from './shards.js';
+import { Header, HEADER_WORDS, mix, ShardedTable, ShardState, ShardWord, WAYS, type CacheCounters } from './shards.js';
+
+export { WAYS } from './shards.js';
 
 /**
  * The IOTLB: a set-associative table in shared memory, split into shards, with the protocol of
@@ -28,8 +30,6 @@ import { Header, HEADER_WORDS, mix, ShardState, ShardWord, type CacheCounters } 
 
 /** Words per slot: [version, tag, key lo, shift << 24 | key hi, pa, granted access, stamp, spare] = 32 bytes. */
 export const SLOT_WORDS = 8;
-/** Ways per set. */
-export const WAYS = 8;
 /** Largest leaf shift cached as such; larger leaves are cached as fragments of this size. */
 export const MAX_CACHED_SHIFT = 21;
 /** Tags (domain descriptor indexes) the epoch table covers. */
@@ -65,12 +65,7 @@ const POW2: readonly number[] = Array.from({ length: 64 }, (_, n) => 2 ** n);
 /**
  * The IOTLB. Create it on the control plane with a capacity; attach in a worker with its handles.
  */
-export class Iotlb {
-  /** Shards. */
-  readonly shards: number;
-  /** Sets per shard (a power of two). */
-  readonly setsPerShard: number;
-  readonly #st: ShardState;
+export class Iotlb extends ShardedTable {
   readonly #epoch: Int32Array;
   readonly #shifts: Int32Array;
   readonly #asidEpoch: Int32Array;
@@ -93,19 +88,16 @@ export class Iotlb {
    * takes the creator's.
    */
   constructor(entries: number, shards: number, handles?: IotlbHandles, byTag = false) {
-    let sets = 1;
-    while (sets * WAYS * shards < entries) sets *= 2;
-    this.shards = shards;
-    this.setsPerShard = sets;
+    const sets = ShardedTable.setsFor(entries, shards);
     const stateWords = ShardState.metaWords(IOTLB_HEADER_WORDS, shards);
     const meta = handles?.meta ?? new SharedArrayBuffer((stateWords + 2 * MAX_TAGS + ASID_EPOCHS) * 4);
     const slots = handles?.slots ?? new SharedArrayBuffer(shards * sets * WAYS * SLOT_WORDS * 4);
-    this.#st = new ShardState(meta, IOTLB_HEADER_WORDS, shards);
+    super(new ShardState(meta, IOTLB_HEADER_WORDS, shards), entries);
     this.#epoch = new Int32Array(meta, stateWords * 4, MAX_TAGS);
     this.#shifts = new Int32Array(meta, (stateWords + MAX_TAGS) * 4, MAX_TAGS);
     this.#asidEpoch = new Int32Array(meta, (stateWords + 2 * MAX_TAGS) * 4, ASID_EPOCHS);
     this.#slots = new Int32Array(slots);
-    const head = this.#st.meta;
+    const head = this.st.meta;
     if (handles === undefined) {
       head[Header.Clock] = 1;
       head[BY_TAG] = byTag ? 1 : 0;
@@ -117,12 +109,7 @@ export class Iotlb {
 
   /** The buffers to hand to a worker (with the same `entries` and `shards`). */
   handles(): IotlbHandles {
-    return { meta: this.#st.meta.buffer as SharedArrayBuffer, slots: this.#slots.buffer as SharedArrayBuffer };
-  }
-
-  /** Slots in the table. */
-  get capacity(): number {
-    return this.shards * this.setsPerShard * WAYS;
+    return { meta: this.st.meta.buffer as SharedArrayBuffer, slots: this.#slots.buffer as SharedArrayBuffer };
   }
 
   /** Table bytes ÷ capacity. */
@@ -156,7 +143,7 @@ export class Iotlb {
 
   /** The epoch floor of a tag word: a hit needs a stamp above it. */
   #floor(tag: number): number {
-    return Math.max(this.#epoch[tag & DOMAIN_BITS]!, this.#st.globalEpoch(), this.#asidEpoch[this.#asidSlot(tag)]!);
+    return Math.max(this.#epoch[tag & DOMAIN_BITS]!, this.st.globalEpoch(), this.#asidEpoch[this.#asidSlot(tag)]!);
   }
 
   /** First slot word of set `set` in shard `shard`. */
@@ -208,12 +195,12 @@ export class Iotlb {
 
   /** Step 1 of a fill, before the walk: the shard's invalidation sequence. */
   fillSeq(tag: number, iova: number): number {
-    return this.#st.seq(this.shardOf(tag, iova));
+    return this.st.seq(this.shardOf(tag, iova));
   }
 
   /** Step 1 of a fill, before the walk: the clock. */
   fillClock(): number {
-    return this.#st.clock();
+    return this.st.clock();
   }
 
   /**
@@ -232,7 +219,7 @@ export class Iotlb {
     owner: number,
   ): boolean {
     const shard = this.shardOf(tag, iova);
-    const st = this.#st;
+    const st = this.st;
     if (!st.tryOwn(shard, owner)) {
       st.count(shard, ShardWord.Discarded);
       return false;
@@ -287,7 +274,6 @@ export class Iotlb {
   // ---- invalidation -------------------------------------------------------------------------
 
   /** A dead worker's owner word was taken back: what it may have left half done goes. */
-  readonly #onSteal = (): void => this.flushAll();
 
   /**
    * "Every ASID of domain `tag`": the domain's tag word when it only ever cached ASID 0, else -1
@@ -298,7 +284,7 @@ export class Iotlb {
     const dom = tag & DOMAIN_BITS;
     if ((this.#shifts[dom]! & HAS_ASIDS) === 0) return dom;
     this.flushTag(dom);
-    this.#st.count(shard, ShardWord.OverInvalidations);
+    this.st.count(shard, ShardWord.OverInvalidations);
     return -1;
   }
 
@@ -320,17 +306,17 @@ export class Iotlb {
     if (length / 2 ** smallest > maxPages || regions > maxPages) {
       // The epoch also defeats fills in flight: their stamps predate it.
       this.flushTag(tag & DOMAIN_BITS);
-      this.#st.count(0, ShardWord.OverInvalidations);
+      this.st.count(0, ShardWord.OverInvalidations);
       return 0;
     }
     let cleared = 0;
     for (let region = firstRegion; region < end; region += 2 ** 21) {
       const shard = this.shardOf(tag, region);
-      this.#st.own(shard, this.#onSteal);
+      this.st.own(shard, this.onSteal);
       // Even with nothing cached yet, the sequence moves: a walk in flight must not fill.
-      this.#st.bumpSeq(shard);
+      this.st.bumpSeq(shard);
       cleared += this.#clearRegion(shard, tag, Math.max(iova, region), Math.min(end, region + 2 ** 21));
-      this.#st.release(shard);
+      this.st.release(shard);
     }
     return cleared;
   }
@@ -344,7 +330,7 @@ export class Iotlb {
       for (let page = Math.floor(lo / size); page * size < hi; page++)
         cleared += this.#clearPage(shard, tag, page, shift);
     }
-    this.#st.count(shard, ShardWord.Invalidated, cleared);
+    this.st.count(shard, ShardWord.Invalidated, cleared);
     return cleared;
   }
 
@@ -367,38 +353,13 @@ export class Iotlb {
 
   // ---- shard-level entry points (the pipeline's executor) -----------------------------------
 
-  /** Tries to take a shard's owner word for `owner` without waiting. */
-  tryOwn(shard: number, owner: number): boolean {
-    return this.#st.tryOwn(shard, owner);
-  }
-
-  /** Takes a shard's owner word for the control plane, waiting for the holder (see ShardState.own). */
-  own(shard: number): void {
-    this.#st.own(shard, this.#onSteal);
-  }
-
-  /** Releases a shard's owner word. */
-  release(shard: number): void {
-    this.#st.release(shard);
-  }
-
-  /** Who holds a shard's owner word (0: nobody). */
-  ownerOf(shard: number): number {
-    return this.#st.ownerOf(shard);
-  }
-
-  /** Recovery from a holder that died: takes the owner word back from `holder`. Returns whether it did. */
-  reclaimOwner(shard: number, holder: number): boolean {
-    return this.#st.reclaim(shard, holder);
-  }
-
   /**
    * The part of a range invalidation that falls in `shard`'s regions, run by the shard's owner
    * (the caller holds the owner word): bumps the invalidation sequence, then clears. With `asid`
    * = ALL_ASIDS, `tag` is a domain and every ASID of it goes (see `#allAsids`).
    */
   invalidateRangeInShard(shard: number, tag: number, iova: number, length: number, asid = 0): number {
-    this.#st.bumpSeq(shard);
+    this.st.bumpSeq(shard);
     if (asid === ALL_ASIDS && (tag = this.#allAsids(tag, shard)) < 0) return 0;
     const end = iova + length;
     let cleared = 0;
@@ -411,7 +372,7 @@ export class Iotlb {
 
   /** Advances the clock and returns the value before (rolling the table over near the limit). */
   #tick(): number {
-    return this.#st.tick(this.#clear);
+    return this.st.tick(this.#clear);
   }
 
   /** Flushes everything cached under domain `tag`, every ASID: one epoch store, on no shard. */
@@ -426,7 +387,7 @@ export class Iotlb {
 
   /** Flushes everything: one global epoch store. */
   flushAll(): void {
-    Atomics.store(this.#st.meta, Header.GlobalEpoch, this.#tick());
+    Atomics.store(this.st.meta, Header.GlobalEpoch, this.#tick());
   }
 
   /**
@@ -451,14 +412,4 @@ export class Iotlb {
     for (let t = 0; t < MAX_TAGS; t++) Atomics.store(this.#epoch, t, 0);
     for (let t = 0; t < ASID_EPOCHS; t++) Atomics.store(this.#asidEpoch, t, 0);
   };
-
-  /** Sets the clock (tests of the rollover). */
-  setClockForTest(value: number): void {
-    this.#st.setClock(value);
-  }
-
-  /** The table's counters, summed over shards. */
-  counters(): IotlbCounters {
-    return this.#st.counters();
-  }
 }

@@ -207,3 +207,78 @@ export class ShardState {
     };
   }
 }
+
+/** Ways per set of every table. */
+export const WAYS = 8;
+
+/**
+ * The base of every cache table: its geometry and the shard-level entry points that the
+ * pipeline's executor and the recovery use. A table adds its slots, keys and epochs.
+ */
+export abstract class ShardedTable {
+  /** Shards. */
+  readonly shards: number;
+  /** Sets per shard (a power of two). */
+  readonly setsPerShard: number;
+  /** The header and per-shard words. */
+  protected readonly st: ShardState;
+  /** A dead worker's owner word was taken back: what it may have left half done goes. */
+  protected readonly onSteal = (): void => this.flushAll();
+
+  /** A table over `st`, with the smallest power-of-two sets per shard that hold `entries`. */
+  protected constructor(st: ShardState, entries: number) {
+    this.shards = st.shards;
+    this.setsPerShard = ShardedTable.setsFor(entries, st.shards);
+    this.st = st;
+  }
+
+  /** Sets per shard for `entries` over `shards` (what the constructor will choose). */
+  static setsFor(entries: number, shards: number): number {
+    let sets = 1;
+    while (sets * WAYS * shards < entries) sets *= 2;
+    return sets;
+  }
+
+  /** Slots in the table. */
+  get capacity(): number {
+    return this.shards * this.setsPerShard * WAYS;
+  }
+
+  /** Flushes everything: one global epoch store. */
+  abstract flushAll(): void;
+
+  /** Tries to take a shard's owner word for `owner` without waiting. */
+  tryOwn(shard: number, owner: number): boolean {
+    return this.st.tryOwn(shard, owner);
+  }
+
+  /** Takes a shard's owner word for the control plane, waiting for the holder (see ShardState.own). */
+  own(shard: number): void {
+    this.st.own(shard, this.onSteal);
+  }
+
+  /** Releases a shard's owner word. */
+  release(shard: number): void {
+    this.st.release(shard);
+  }
+
+  /** Who holds a shard's owner word (0: nobody). */
+  ownerOf(shard: number): number {
+    return this.st.ownerOf(shard);
+  }
+
+  /** Recovery from a holder that died: takes the owner word back from `holder`. Returns whether it did. */
+  reclaimOwner(shard: number, holder: number): boolean {
+    return this.st.reclaim(shard, holder);
+  }
+
+  /** Sets the clock (tests of the rollover). */
+  setClockForTest(value: number): void {
+    this.st.setClock(value);
+  }
+
+  /** The table's counters, summed over shards. */
+  counters(): CacheCounters {
+    return this.st.counters();
+  }
+}
