@@ -14,6 +14,7 @@ export {
   type CacheStats,
 } from './iommufd.js';
 export { IommufdError, type Errno } from './util/errors.js';
+export type { CacheCounters } from './cache/index.js';
 export { IovaRangesTooSmall, InvalidateError } from './registry/index.js';
 export { TranslatePool } from './pipeline/index.js';
 export {

@@ -1,3 +1,4 @@
+import type { CacheCounters } from './cache/index.js';
 import { DEFAULT_MEMORY_BYTES } from './memory/index.js';
 import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE } from './pgtable/index.js';
 import * as reg from './registry/index.js';
@@ -26,25 +27,13 @@ export interface OpenOptions {
 }
 
 /** IOTLB counters: the table's, and the hits and misses of this fd's own translations. */
-export interface CacheStats {
+export interface CacheStats extends CacheCounters {
   /** Translations served from the IOTLB. */
   hits: number;
   /** Translations that walked. */
   misses: number;
-  /** Translations served from a device's ATC (requests without PASID from devices with ATS). */
+  /** Translations served from a device's ATC (devices with ATS). */
   atcHits: number;
-  /** Entries inserted. */
-  fills: number;
-  /** Fills skipped because an invalidation raced the walk, or the shard was busy. */
-  discardedFills: number;
-  /** Entries replaced to make room. */
-  evictions: number;
-  /** Entries cleared by range invalidations. */
-  invalidated: number;
-  /** Range invalidations turned into a flush of the whole domain. */
-  overInvalidations: number;
-  /** Times the clock was reset, emptying the table. */
-  rollovers: number;
   /** Slots, and bytes per slot. */
   capacity: number;
   bytesPerEntry: number;
@@ -546,17 +535,20 @@ export class Iommufd {
     this.#live();
     const tlb = this.#ctx.iotlb;
     const t = this.#ctx.translator;
-    const c = tlb?.counters();
+    const none: CacheCounters = {
+      fills: 0,
+      discardedFills: 0,
+      evictions: 0,
+      invalidated: 0,
+      overInvalidations: 0,
+      rollovers: 0,
+      stolenOwners: 0,
+    };
     return {
+      ...(tlb?.counters() ?? none),
       hits: t.hits,
       misses: t.misses,
       atcHits: t.atcHits,
-      fills: c?.fills ?? 0,
-      discardedFills: c?.discardedFills ?? 0,
-      evictions: c?.evictions ?? 0,
-      invalidated: c?.invalidated ?? 0,
-      overInvalidations: c?.overInvalidations ?? 0,
-      rollovers: c?.rollovers ?? 0,
       capacity: tlb?.capacity ?? 0,
       bytesPerEntry: tlb?.bytesPerEntry ?? 0,
     };
