@@ -15,7 +15,15 @@ export {
 } from './iommufd.js';
 export { IommufdError, type Errno } from './util/errors.js';
 export type { CacheCounters } from './cache/index.js';
-export { IovaRangesTooSmall, InvalidateError } from './registry/index.js';
+export {
+  HOST_VTD_NESTING,
+  IovaRangesTooSmall,
+  InvalidateError,
+  VTD_S1_ALL_PAGES,
+  type SelftestInvalidation,
+  type VtdS1Data,
+  type VtdS1Invalidation,
+} from './registry/index.js';
 export { TranslatePool } from './pipeline/index.js';
 export {
   attachTranslator,

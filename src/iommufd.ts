@@ -2,6 +2,7 @@ import type { CacheCounters } from './cache/index.js';
 import { DEFAULT_MEMORY_BYTES } from './memory/index.js';
 import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE } from './pgtable/index.js';
 import * as reg from './registry/index.js';
+import type { SelftestInvalidation, VtdS1Invalidation } from './registry/index.js';
 import { NO_PASID, type DataPlaneHandles } from './translate/index.js';
 import { argEnum, argFlags, argId, argInt, argObject, argOptBool, argOptU64, argRanges, argU64 } from './util/args.js';
 import { IommufdError } from './util/errors.js';
@@ -329,7 +330,11 @@ export class Iommufd {
     });
   }
 
-  /** IOMMU_HWPT_ALLOC: returns the HWPT id. Nested data types answer EOPNOTSUPP for now. */
+  /**
+   * IOMMU_HWPT_ALLOC: returns the HWPT id. `ptId` an IOAS: a paging HWPT. `ptId` a nest-parent
+   * paging HWPT: a nested HWPT with the driver's data type (`selftest` on the mock, `vtd-s1` on
+   * VT-d with `VtdS1Data`); `arm-smmuv3` nested HWPTs are allocated on a vIOMMU.
+   */
   hwptAlloc(a: {
     devId: number;
     ptId: number;
@@ -352,13 +357,16 @@ export class Iommufd {
   }
 
   /**
-   * IOMMU_HWPT_INVALIDATE on a nested HWPT. Only the mock's `selftest` entries exist so far (the
-   * vendor formats come with the device models). Returns the entries handled; a failure is an
+   * IOMMU_HWPT_INVALIDATE on a nested HWPT: `selftest` entries on the mock's, `vtd-s1` entries
+   * ({@link VtdS1Invalidation}) on VT-d's. Returns the entries handled; a failure is an
    * `InvalidateError` whose `entryNum` counts the entries that took effect before it.
    */
   hwptInvalidate(
     hwptId: number,
-    a: { dataType: 'selftest' | 'vtd-s1' | 'arm-smmuv3'; entries: { flags?: { all?: boolean }; iotlbId: number }[] },
+    a:
+      | { dataType: 'selftest'; entries: SelftestInvalidation[] }
+      | { dataType: 'vtd-s1'; entries: VtdS1Invalidation[] }
+      | { dataType: 'arm-smmuv3'; entries: unknown[] },
   ): number {
     return this.#control(() => {
       const o = argObject('args', a)!;

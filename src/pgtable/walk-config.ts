@@ -9,12 +9,16 @@
  *   bit 17     hierarchical attributes disabled (Arm HAD)
  *   bit 18     VT-d scalable-mode fault codes (else legacy)
  *   bit 19     x86 first stage: set A and D bits while walking
+ *   bit 20     x86 first stage: supervisor writes ignore R/W (VT-d WPE = 0)
+ *   bit 21     x86 first stage: supervisor requests allowed (VT-d SRE; checked by the caller)
  */
 export const CFG = {
   AFFD: 1 << 16,
   HAD: 1 << 17,
   SCALABLE: 1 << 18,
   SET_AD: 1 << 19,
+  WP_OFF: 1 << 20,
+  SRE: 1 << 21,
 } as const;
 
 /** Packs a walk configuration. */

@@ -4,7 +4,8 @@ import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
 import { DRIVERS } from './domain.js';
 import { hwptPagingAlloc, hwptPut } from './hwpt.js';
-import type { DeviceObject, HwptPagingObject, IommuKind, Range } from './objects.js';
+import { checkNestedAttach, hwptDescriptor, hwptIoas } from './hwpt-nested.js';
+import type { AttachableHwpt, DeviceObject, IommuKind, Range } from './objects.js';
 
 /** Arguments of device bind. */
 export interface BindArgs {
@@ -71,7 +72,7 @@ export function deviceUnbind(ctx: IommufdCtx, devId: number): void {
   ctx.objects.remove(dev.id);
 }
 
-function attached(dev: DeviceObject, pasid: number): HwptPagingObject | undefined {
+function attached(dev: DeviceObject, pasid: number): AttachableHwpt | undefined {
   return pasid === NO_PASID ? dev.rid : dev.pasids.get(pasid);
 }
 
@@ -89,9 +90,10 @@ function checkPasid(dev: DeviceObject, pasid: number): void {
 }
 
 /** `iommufd_hwpt_pasid_compat`, plus the dirty-tracking and driver checks of attach. */
-function checkCompat(dev: DeviceObject, pasid: number, hwpt: HwptPagingObject): void {
+function checkCompat(dev: DeviceObject, pasid: number, hwpt: AttachableHwpt): void {
   if (hwpt.kind !== dev.kind) throw new IommufdError('EINVAL', `HWPT ${hwpt.id} belongs to another IOMMU driver`);
-  if (hwpt.dirtyTracking && !dev.dirtyTracking)
+  if (hwpt.type === 'hwpt-nested') checkNestedAttach(hwpt);
+  else if (hwpt.dirtyTracking && !dev.dirtyTracking)
     throw new IommufdError('EINVAL', `device ${dev.id} cannot track dirty pages`);
   if (pasid === NO_PASID) {
     if (!hwpt.pasidCompat && dev.pasids.size > 0) {
@@ -106,15 +108,15 @@ function checkCompat(dev: DeviceObject, pasid: number, hwpt: HwptPagingObject): 
 }
 
 /** Adds the device's reserved regions to the IOAS of `hwpt` (a RID attach). */
-function reserveRegions(dev: DeviceObject, hwpt: HwptPagingObject, undo: (() => void)[]): void {
-  const iopt = hwpt.ioas.iopt;
+function reserveRegions(dev: DeviceObject, hwpt: AttachableHwpt, undo: (() => void)[]): void {
+  const iopt = hwptIoas(hwpt).iopt;
   undo.push(() => iopt.unreserve(dev));
   for (const r of dev.reservedRegions) iopt.reserve(r.start, r.last, dev);
 }
 
 /** Publishes the domain for the device's RID or PASID in the shared context tables. */
-function publish(ctx: IommufdCtx, dev: DeviceObject, pasid: number, hwpt: HwptPagingObject | undefined): void {
-  const d = hwpt === undefined ? 0 : hwpt.domain.descriptor;
+function publish(ctx: IommufdCtx, dev: DeviceObject, pasid: number, hwpt: AttachableHwpt | undefined): void {
+  const d = hwpt === undefined ? 0 : hwptDescriptor(hwpt);
   if (pasid !== NO_PASID) ctx.tables.setPasidDomain(dev.slot, pasid, d);
   else ctx.tables.setRidDomain(dev.slot, d);
   if (!dev.ats) return;
@@ -124,7 +126,7 @@ function publish(ctx: IommufdCtx, dev: DeviceObject, pasid: number, hwpt: HwptPa
   const tag = Iotlb.tagWord(dev.slot, pasid === NO_PASID ? 0 : pasid);
   ctx.atc?.flushAsid(tag);
   const old = attached(dev, pasid);
-  if (old !== undefined) ctx.atsDevices.get(old.domain.descriptor)?.delete(tag);
+  if (old !== undefined) ctx.atsDevices.get(hwptDescriptor(old))?.delete(tag);
   if (d !== 0) {
     let set = ctx.atsDevices.get(d);
     if (set === undefined) ctx.atsDevices.set(d, (set = new Set()));
@@ -137,7 +139,7 @@ function attachHwpt(
   ctx: IommufdCtx,
   dev: DeviceObject,
   pasid: number,
-  hwpt: HwptPagingObject,
+  hwpt: AttachableHwpt,
   undo: (() => void)[],
 ): void {
   if (attached(dev, pasid) !== undefined) throw alreadyAttached(dev, pasid);
@@ -159,16 +161,14 @@ function resolveTarget(
   dev: DeviceObject,
   pasid: number,
   ptId: number,
-  tryHwpt: (hwpt: HwptPagingObject, undo: (() => void)[]) => void,
+  tryHwpt: (hwpt: AttachableHwpt, undo: (() => void)[]) => void,
   undo: (() => void)[],
-): HwptPagingObject {
+): AttachableHwpt {
   const pt = ctx.objects.get(ptId);
-  if (pt.type === 'hwpt-paging') {
+  if (pt.type === 'hwpt-paging' || pt.type === 'hwpt-nested') {
     tryHwpt(pt, undo);
     return pt;
   }
-  if (pt.type === 'hwpt-nested')
-    throw new IommufdError('EOPNOTSUPP', 'attaching to a nested HWPT arrives with nesting');
   if (pt.type !== 'ioas') throw new IommufdError('EINVAL', `ptId ${ptId} is not an IOAS or a HWPT`);
   // iommufd_device_auto_get_domain: any compatible auto domain of the IOAS will do; EINVAL from
   // an attempt means "incompatible, try the next".
@@ -198,9 +198,7 @@ export function deviceAttach(ctx: IommufdCtx, devId: number, ptId: number, pasid
   // As iommufd_device_change_pt: the pt_id lookup (ENOENT) and its type (EINVAL) come first, then
   // the device's slot in the group's attach array (EBUSY), before any domain is tried or allocated.
   const pt = ctx.objects.get(ptId);
-  if (pt.type === 'hwpt-nested')
-    throw new IommufdError('EOPNOTSUPP', 'attaching to a nested HWPT arrives with nesting');
-  if (pt.type !== 'ioas' && pt.type !== 'hwpt-paging')
+  if (pt.type !== 'ioas' && pt.type !== 'hwpt-paging' && pt.type !== 'hwpt-nested')
     throw new IommufdError('EINVAL', `ptId ${ptId} is not an IOAS or a HWPT`);
   if (attached(dev, pasid) !== undefined) throw alreadyAttached(dev, pasid);
   return ctx.atomically((undo) => {
@@ -218,11 +216,11 @@ export function deviceReplace(ctx: IommufdCtx, devId: number, ptId: number, pasi
   checkPasid(dev, pasid);
   const old = attached(dev, pasid);
   return ctx.atomically((undo) => {
-    const doReplace = (hwpt: HwptPagingObject, u: (() => void)[]): void => {
+    const doReplace = (hwpt: AttachableHwpt, u: (() => void)[]): void => {
       if (old === undefined) throw new IommufdError('EINVAL', `device ${dev.id} is not attached; use attach`);
       if (hwpt === old) return;
       // As iommufd_device_do_replace: reserved regions first, then the driver's checks.
-      const ioasChanges = pasid === NO_PASID && hwpt.ioas !== old.ioas;
+      const ioasChanges = pasid === NO_PASID && hwptIoas(hwpt) !== hwptIoas(old);
       if (ioasChanges) reserveRegions(dev, hwpt, u);
       checkCompat(dev, pasid, hwpt);
       ctx.faults.step('replace device');
@@ -232,7 +230,7 @@ export function deviceReplace(ctx: IommufdCtx, devId: number, ptId: number, pasi
     // Commit: nothing below can fail.
     publish(ctx, dev, pasid, hwpt);
     if (pasid === NO_PASID) {
-      if (hwpt.ioas !== old.ioas) old.ioas.iopt.unreserve(dev);
+      if (hwptIoas(hwpt) !== hwptIoas(old)) hwptIoas(old).iopt.unreserve(dev);
       dev.rid = hwpt;
     } else {
       dev.pasids.set(pasid, hwpt);
@@ -250,7 +248,7 @@ export function deviceDetach(ctx: IommufdCtx, dev: DeviceObject, pasid: number):
   if (old === undefined) return;
   publish(ctx, dev, pasid, undefined);
   if (pasid === NO_PASID) {
-    old.ioas.iopt.unreserve(dev);
+    hwptIoas(old).iopt.unreserve(dev);
     dev.rid = undefined;
   } else {
     dev.pasids.delete(pasid);

@@ -74,6 +74,7 @@ interface BuiltTable {
  */
 class TableDomain implements PagingDomain {
   readonly descriptor: number;
+  readonly nested = new Set<number>();
   readonly #ctx: IommufdCtx;
 
   constructor(
@@ -113,6 +114,14 @@ class TableDomain implements PagingDomain {
     // Then the ATCs of the ATS devices on this domain, as the kernel flushes device TLBs itself.
     const ats = ctx.atsDevices.get(this.descriptor);
     if (ats !== undefined) for (const tag of ats) ctx.atc?.invalidateRange(tag, Number(iova), Number(length));
+    // A nest parent's change reaches every nested domain over it: their entries combine both
+    // stages and are not indexed by guest-physical page, so each is flushed whole, as the Intel
+    // driver's parent_domain_flush flushes its nested domains' caches.
+    for (const d of this.nested) {
+      ctx.iotlb?.flushTag(d);
+      const nestedAts = ctx.atsDevices.get(d);
+      if (nestedAts !== undefined) for (const tag of nestedAts) ctx.atc?.flushAsid(tag);
+    }
     return BigInt(n);
   }
 

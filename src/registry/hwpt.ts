@@ -2,7 +2,7 @@ import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
 import { allocPagingDomain, DRIVERS } from './domain.js';
 import { hwptNestedAlloc } from './hwpt-nested.js';
-import type { DeviceObject, HwptPagingObject, IoasObject } from './objects.js';
+import type { AttachableHwpt, DeviceObject, HwptPagingObject, IoasObject } from './objects.js';
 
 /** HWPT_ALLOC flags. */
 export interface HwptFlags {
@@ -73,9 +73,9 @@ export function hwptPagingDestroy(ctx: IommufdCtx, hwpt: HwptPagingObject): void
 }
 
 /** Drops a reference on a HWPT; an auto domain whose last device left is destroyed. */
-export function hwptPut(ctx: IommufdCtx, hwpt: HwptPagingObject): void {
+export function hwptPut(ctx: IommufdCtx, hwpt: AttachableHwpt): void {
   hwpt.users--;
-  if (hwpt.autoDomain && hwpt.users === 1) hwptPagingDestroy(ctx, hwpt);
+  if (hwpt.type === 'hwpt-paging' && hwpt.autoDomain && hwpt.users === 1) hwptPagingDestroy(ctx, hwpt);
 }
 
 /** IOMMU_HWPT_ALLOC. */
@@ -122,7 +122,8 @@ export function hwptAlloc(
       throw new IommufdError('EOPNOTSUPP', 'nested HWPT: unsupported flags or no data');
     }
     if (a.faultId !== undefined) throw new IommufdError('ENOENT', `no fault queue with id ${a.faultId}`);
-    return hwptNestedAlloc(ctx, dev, pt, dataType, a.data);
+    return hwptNestedAlloc(ctx, dev, pt, dataType, a.data, flags.pasid === true);
   }
-  throw new IommufdError('EINVAL', `ptId ${a.ptId} is not an IOAS or a HWPT`);
+  // Nested-on-nested, or an object of another type.
+  throw new IommufdError('EINVAL', `ptId ${a.ptId} is not an IOAS or a paging HWPT`);
 }

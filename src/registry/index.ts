@@ -24,4 +24,12 @@ export {
 export { destroy, destroyAll, option, snapshot } from './main.js';
 export { DRIVERS, type IommuDriver } from './domain.js';
 export type { IommuKind, Range, ObjectType } from './objects.js';
-export { hwptInvalidate, InvalidateError, type SelftestInvalidation } from './hwpt-nested.js';
+export {
+  hwptInvalidate,
+  HOST_VTD_NESTING,
+  InvalidateError,
+  VTD_S1_ALL_PAGES,
+  type SelftestInvalidation,
+  type VtdS1Data,
+  type VtdS1Invalidation,
+} from './hwpt-nested.js';

@@ -2,7 +2,7 @@ import { IommufdError } from '../util/errors.js';
 import type { DestroyOps, IommufdCtx } from './context.js';
 import { deviceUnbind } from './device.js';
 import { hwptPagingDestroy } from './hwpt.js';
-import { hwptNestedDestroy } from './hwpt-nested.js';
+import { hwptDescriptor, hwptNestedDestroy } from './hwpt-nested.js';
 import { ioasDestroy, ioasOptionHugePages } from './ioas.js';
 import type { IommufdObject } from './objects.js';
 
@@ -102,10 +102,10 @@ export function snapshot(ctx: IommufdCtx): unknown {
             type: o.type,
             users: o.users,
             rid: o.rid?.id ?? 0,
-            ridDescriptor: ctx.tables.ridDomain(o.slot) === (o.rid?.domain.descriptor ?? 0),
+            ridDescriptor: ctx.tables.ridDomain(o.slot) === (o.rid === undefined ? 0 : hwptDescriptor(o.rid)),
             pasids: [...o.pasids]
               .sort((x, y) => x[0] - y[0])
-              .map(([p, h]) => [p, h.id, ctx.tables.pasidDomain(o.slot, p) === h.domain.descriptor]),
+              .map(([p, h]) => [p, h.id, ctx.tables.pasidDomain(o.slot, p) === hwptDescriptor(h)]),
           };
       }
     }),

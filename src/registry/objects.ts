@@ -52,6 +52,8 @@ export interface PagingDomain extends IoptDomain {
   readonly table: PageTableHandle;
   /** The format, as published in the descriptor. */
   readonly format: number;
+  /** Descriptors of the nested domains over this one (a nest parent's): an unmap flushes them too. */
+  readonly nested: Set<number>;
   /** Frees the table and retires the descriptor. */
   free(): void;
 }
@@ -78,6 +80,20 @@ export interface HwptPagingObject extends ObjectBase {
 /** The number of IOTLB slots of the kernel selftest's mock nested domain. */
 export const MOCK_NESTED_IOTLB_SLOTS = 4;
 
+/** The guest's stage-1 configuration of a VT-d nested HWPT (`struct iommu_hwpt_vtd_s1`). */
+export interface VtdS1Config {
+  /** IOMMU_VTD_S1_SRE: supervisor requests are allowed. */
+  sre: boolean;
+  /** IOMMU_VTD_S1_EAFE: extended accessed flag. */
+  eafe: boolean;
+  /** IOMMU_VTD_S1_WPE: write protection applies to supervisor requests. */
+  wpe: boolean;
+  /** The first-stage root table: a guest-physical address (an IOVA of the parent), bits 11:0 clear. */
+  pgtblAddr: number;
+  /** The first stage's address width: 48 (4 levels) or 57 (5 levels); checked at attach. */
+  addrWidth: number;
+}
+
 /** A nested HWPT (`iommufd_hwpt_nested`): user-managed stage-1 configuration over a nest parent. */
 export interface HwptNestedObject extends ObjectBase {
   type: 'hwpt-nested';
@@ -86,10 +102,19 @@ export interface HwptNestedObject extends ObjectBase {
   /** Which driver allocated it. */
   kind: IommuKind;
   /** The nested data type. */
-  dataType: 'selftest';
-  /** The mock nested domain's IOTLB slots (the selftest's MD_CHECK_IOTLB reads them). */
+  dataType: 'selftest' | 'vtd-s1';
+  /** The mock nested domain's IOTLB slots (the selftest's MD_CHECK_IOTLB reads them; empty otherwise). */
   iotlb: number[];
+  /** The VT-d stage-1 configuration (vtd-s1 only). */
+  vtd: VtdS1Config | undefined;
+  /** Its descriptor in the shared context tables, which is also its IOTLB tag (0: not translatable). */
+  descriptor: number;
+  /** Allocated with IOMMU_HWPT_ALLOC_PASID. */
+  pasidCompat: boolean;
 }
+
+/** A HWPT a device can be attached to. */
+export type AttachableHwpt = HwptPagingObject | HwptNestedObject;
 
 /** A bound device. */
 export interface DeviceObject extends ObjectBase {
@@ -114,9 +139,9 @@ export interface DeviceObject extends ObjectBase {
   /** Its slot in the shared context tables. */
   slot: number;
   /** The HWPT attached to the RID. */
-  rid: HwptPagingObject | undefined;
+  rid: AttachableHwpt | undefined;
   /** HWPTs attached to PASIDs. */
-  pasids: Map<number, HwptPagingObject>;
+  pasids: Map<number, AttachableHwpt>;
 }
 
 /** Any object. */

@@ -2,14 +2,26 @@ import type { FrameAllocator } from '../memory/frame-alloc.js';
 import type { PhysMemory } from '../memory/phys.js';
 
 /** Domain formats a descriptor can name. */
-export const DomainFormat = { None: 0, Mock: 1, ArmS1: 2, ArmS2: 3, VtdSecondStage: 4, X86FirstStage: 5 } as const;
+export const DomainFormat = {
+  None: 0,
+  Mock: 1,
+  ArmS1: 2,
+  ArmS2: 3,
+  VtdSecondStage: 4,
+  X86FirstStage: 5,
+  /**
+   * A VT-d nested domain: a guest's first-stage table (its root is a guest-physical address)
+   * walked through its nest parent's second stage. The descriptor's fourth word names the parent.
+   */
+  VtdNested: 6,
+} as const;
 
 /** How many domain descriptors and device contexts the shared tables hold. */
 export const MAX_DOMAINS = 4096;
 /** How many bound devices the shared tables hold. */
 export const MAX_DEVICES = 4096;
 
-const DOMAIN_WORDS = 4; // [format, rootPa (u32), packed walk configuration, reserved]
+const DOMAIN_WORDS = 4; // [format, rootPa (u32), packed walk configuration, parent descriptor (nested)]
 const DEVICE_WORDS = 4; // [ridDomain, pasidDirFrame + 1, pasidBits, flags (bit 0: ATS)]
 /** Device context flag: the device has an ATC (PCIe ATS). */
 export const DEV_ATS = 1;
@@ -62,12 +74,16 @@ export class ContextTables {
 
   // ---- domain descriptors (control plane) ---------------------------------------------------
 
-  /** Publishes a descriptor and returns its index, or -1 when the table is full. */
-  publishDomain(format: number, rootPa: number, walkConfig = 0): number {
+  /**
+   * Publishes a descriptor and returns its index, or -1 when the table is full. `parent` is the
+   * nest parent's descriptor of a nested domain (0 otherwise).
+   */
+  publishDomain(format: number, rootPa: number, walkConfig = 0, parent = 0): number {
     const d = this.#freeDomains.pop();
     if (d === undefined) return -1;
     this.domains[d * DOMAIN_WORDS + 1] = rootPa | 0;
     this.domains[d * DOMAIN_WORDS + 2] = walkConfig;
+    this.domains[d * DOMAIN_WORDS + 3] = parent;
     Atomics.store(this.domains, d * DOMAIN_WORDS, format);
     return d;
   }
@@ -201,5 +217,10 @@ export class ContextTables {
   /** A descriptor's root table physical address. */
   domainRoot(index: number): number {
     return this.domains[index * DOMAIN_WORDS + 1]! >>> 0;
+  }
+
+  /** A nested descriptor's parent descriptor (0 for any other format). */
+  domainParent(index: number): number {
+    return this.domains[index * DOMAIN_WORDS + 3]!;
   }
 }

@@ -4,13 +4,16 @@ import type { PhysMemory } from '../memory/phys.js';
 import {
   Access,
   armS1Walk,
+  CFG,
   armS2Walk,
   FaultReason,
   mockWalk,
   TranslateFault,
   vtdSecondStageWalk,
   WalkFault,
+  VTD_FR,
   x86FirstStageWalk,
+  x86NestedWalk,
 } from '../pgtable/index.js';
 import { ContextTables, DEV_ATS, DomainFormat } from './tables.js';
 
@@ -133,6 +136,26 @@ export class Translator {
         case DomainFormat.X86FirstStage:
           result = x86FirstStageWalk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
           break;
+        case DomainFormat.VtdNested: {
+          // Hardware nesting: the guest's first stage, every fetch and the output through the
+          // parent's second stage (the parent outlives its nested domains).
+          const parent = ctx.domainParent(domain);
+          const cfg = ctx.domainConfig(domain);
+          result =
+            (access & Access.Priv) !== 0 && (cfg & CFG.SRE) === 0
+              ? this.fault.set(TranslateFault.Permission, 0, FaultReason.UserDenied, iova, VTD_FR.SM_SRE_CLEAR)
+              : x86NestedWalk(
+                  this.#i32,
+                  root,
+                  cfg,
+                  ctx.domainRoot(parent),
+                  ctx.domainConfig(parent),
+                  iova,
+                  access,
+                  this.fault,
+                );
+          break;
+        }
         default:
           result = this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
       }

@@ -68,7 +68,7 @@ describe('iommufd_ioas', () => {
     const inv = (
       entries: { flags?: Record<string, boolean>; iotlbId: number }[],
       dataType: 'selftest' | 'vtd-s1' = 'selftest',
-    ): number => fd.hwptInvalidate(n, { dataType, entries: entries });
+    ): number => fd.hwptInvalidate(n, { dataType, entries } as { dataType: 'selftest'; entries: typeof entries });
     // On the parent (a paging HWPT): EINVAL. A missing id: ENOENT.
     expectErrno(() => fd.hwptInvalidate(parent, { dataType: 'selftest', entries: [] }), 'EINVAL');
     expectErrno(() => fd.hwptInvalidate(9999, { dataType: 'selftest', entries: [] }), 'ENOENT');
@@ -101,7 +101,7 @@ describe('iommufd_ioas', () => {
     void fd.close();
   });
 
-  it('alloc_hwpt_nested: attaching a device to a nested HWPT is not supported until nesting (EOPNOTSUPP)', () => {
+  it("alloc_hwpt_nested: attaching a device to the mock's nested HWPT is not modelled (EOPNOTSUPP)", () => {
     const { fd, parent } = setup();
     const other = fd.deviceBind({ iommu: 'mock' });
     const n = nested(fd, other, parent);

@@ -72,6 +72,8 @@ export const VTD_FR = {
   FS_PAGING_ENTRY_RSVD: 0x72,
   FS_NON_CANONICAL: 0x80,
   FS_PAGING_ENTRY_US: 0x81,
+  /** A supervisor request where SRE = 0 (checked before the walk). */
+  SM_SRE_CLEAR: 0x5d,
   SM_EXEC: 0x82,
   // Scalable mode, second stage and both.
   SS_PAGING_ENTRY_INV: 0x78,

@@ -82,6 +82,7 @@ function x86Walk(
   const user = (access & Access.Priv) === 0;
   const write = (access & Access.Write) !== 0;
   const setAd = (cfg & CFG.SET_AD) !== 0;
+  const wpOff = (cfg & CFG.WP_OFF) !== 0;
   const nested = s2Root >= 0;
   // Nested table fetches read (and, setting A/D, write) guest memory through the second stage.
   const fetch = setAd ? Access.Read | Access.Write : Access.Read;
@@ -99,7 +100,7 @@ function x86Walk(
     if (Atomics.load(i32, at) !== lo) continue; // cleared and reinstalled meanwhile: read it again
     if (user && (lo & X86_LO.US) === 0)
       return fault.set(TranslateFault.Permission, level, FaultReason.UserDenied, iova, VTD_FR.FS_PAGING_ENTRY_US);
-    if (write && (lo & X86_LO.RW) === 0)
+    if (write && (lo & X86_LO.RW) === 0 && (user || !wpOff))
       return fault.set(TranslateFault.Permission, level, FaultReason.WriteDenied, iova, VTD_FR.SM_WRITE);
     const ps = (lo & X86_LO.PS) !== 0;
     const addr = (hi & X86_HI.AddrMask) * 2 ** 32 + ((lo & X86_LO.AddrMask) >>> 0);
