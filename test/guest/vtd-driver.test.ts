@@ -132,10 +132,19 @@ describe('the page-selective mask (iommu_flush_iotlb_psi)', () => {
   });
 });
 
-for (const mode of ['legacy', 'scalable'] as const) {
+/** The unit and driver options of a mode: 'scalable-fl' is scalable mode with first-level domains. */
+function modeOpts(mode: 'legacy' | 'scalable' | 'scalable-fl'): { unit: VtdIommuOptions; drv: VtdGuestDriverOptions } {
+  if (mode === 'legacy') return { unit: {}, drv: { mode: 'legacy' } };
+  return { unit: { scalableMode: true, firstStage: mode === 'scalable-fl' }, drv: { mode: 'scalable' } };
+}
+
+for (const mode of ['legacy', 'scalable', 'scalable-fl'] as const) {
+  // First-level domains are invalidated with PASID-based IOTLB descriptors (qi_flush_piotlb).
+  const psi = mode === 'scalable-fl' ? 'piotlb/g3' : 'iotlb/g3';
   for (const cachingMode of [false, true]) {
     describe(`${mode}, caching mode ${cachingMode ? 'on' : 'off'}, strict`, () => {
-      const make = () => setup({ scalableMode: mode === 'scalable', cachingMode }, { mode, policy: 'strict' });
+      const o = modeOpts(mode);
+      const make = () => setup({ ...o.unit, cachingMode }, { ...o.drv, policy: 'strict' });
 
       it('attach writes the context entry and invalidates only in caching mode', () => {
         const { unit, drv } = make();
@@ -158,9 +167,7 @@ for (const mode of ['legacy', 'scalable'] as const) {
         const gpas = [dataPage(unit, drv, 0xa1), dataPage(unit, drv, 0xa2), dataPage(unit, drv, 0xa3)];
         const mapDescs = queued(unit, drv, () => gpas.forEach((g, i) => drv.map(SID, iova + i * PAGE, g, PAGE, R | W)));
         // Caching mode: every map is invalidated (PSI, no device-TLB); otherwise maps are silent.
-        expect(kinds(mapDescs)).toEqual(
-          cachingMode ? ['iotlb/g3', 'wait', 'iotlb/g3', 'wait', 'iotlb/g3', 'wait'] : [],
-        );
+        expect(kinds(mapDescs)).toEqual(cachingMode ? [psi, 'wait', psi, 'wait', psi, 'wait'] : []);
         for (let i = 0; i < 3; i++)
           expect(unit.dmaRead({ sid: SID }, iova + i * PAGE + 8, 4)).toEqual(new Uint8Array(4).fill(0xa1 + i));
         unit.dmaWrite({ sid: SID }, iova + PAGE + 100, new Uint8Array([1, 2, 3]));
@@ -168,8 +175,9 @@ for (const mode of ['legacy', 'scalable'] as const) {
 
         const before = unit.stats().faultsRecorded;
         const descs = queued(unit, drv, () => expect(drv.unmap(SID, iova + PAGE, PAGE)).toBe(PAGE));
-        expect(kinds(descs)).toEqual(['iotlb/g3', 'wait']);
+        expect(kinds(descs)).toEqual([psi, 'wait']);
         expect([descs[0]!.get('addr'), descs[0]!.get('am'), descs[0]!.get('ih')]).toEqual([iova + PAGE, 0, 1]);
+        if (mode === 'scalable-fl') expect([descs[0]!.get('did'), descs[0]!.get('pasid')]).toEqual([5, 0]);
         expect(unit.translate({ sid: SID }, iova + PAGE, R)).toBeLessThan(0);
         expect(unit.stats().faultsRecorded).toBe(before + 1);
         const w3 = reg32(unit, VTD_REG.FRCD + 12);
@@ -184,10 +192,7 @@ for (const mode of ['legacy', 'scalable'] as const) {
       });
 
       it('an ATS device gets a device-TLB invalidation after the IOTLB one', () => {
-        const { unit, drv } = setup(
-          { scalableMode: mode === 'scalable', cachingMode, deviceTlb: true },
-          { mode, policy: 'strict' },
-        );
+        const { unit, drv } = setup({ ...o.unit, cachingMode, deviceTlb: true }, { ...o.drv, policy: 'strict' });
         unit.addAtsDevice(SID);
         drv.attach(SID, { did: 7, ats: true });
         const iova = 0x80_0000;
@@ -197,7 +202,7 @@ for (const mode of ['legacy', 'scalable'] as const) {
         expect(unit.dmaRead({ sid: SID }, iova + 3 * PAGE, 1)[0]).toBe(0x5a);
         expect(unit.stats().devTlbHits).toBeGreaterThan(0);
         const descs = queued(unit, drv, () => drv.unmap(SID, iova, 4 * PAGE));
-        expect(kinds(descs)).toEqual(['iotlb/g3', 'wait', 'devtlb/g0', 'wait']);
+        expect(kinds(descs)).toEqual([psi, 'wait', 'devtlb/g0', 'wait']);
         const dev = descs[2]!;
         // 4 pages: mask 2, so Addr carries one trailing 1 bit above bit 12 and S = 1 (16 KiB).
         expect([dev.get('sid'), dev.get('s'), dev.get('addr')]).toEqual([SID, 1, iova + PAGE]);
@@ -363,9 +368,10 @@ describe('invalidation queue errors (qi_check_fault)', () => {
 });
 
 describe('random map / unmap / DMA sequences (strict) agree with a page model', () => {
-  for (const mode of ['legacy', 'scalable'] as const) {
+  for (const mode of ['legacy', 'scalable', 'scalable-fl'] as const) {
     it(`${mode}`, () => {
-      const { unit, drv } = setup({ scalableMode: mode === 'scalable', mamv: 4 }, { mode, policy: 'strict' });
+      const o = modeOpts(mode);
+      const { unit, drv } = setup({ ...o.unit, mamv: 4 }, { ...o.drv, policy: 'strict' });
       drv.attach(SID, { did: 9 });
       const PAGES = 48;
       const base = 0x20_0000 - 16 * PAGE; // the window straddles a 2 MiB table boundary
@@ -442,3 +448,83 @@ describe('random map / unmap / DMA sequences (strict) agree with a page model', 
     });
   }
 });
+
+describe('first-level domains (scalable mode with ECAP.FLTS)', () => {
+  const fl = (unit: VtdIommuOptions = {}, drv: VtdGuestDriverOptions = {}) =>
+    setup({ scalableMode: true, firstStage: true, ...unit }, drv);
+
+  it("are Linux's default when the unit has FLTS, and refused without it", () => {
+    expect(fl().drv.firstLevel).toBe(true);
+    expect(fl({}, { firstLevel: false }).drv.firstLevel).toBe(false);
+    expect(setup({ scalableMode: true }).drv.firstLevel).toBe(false);
+    const fd = Iommufd.open({ memoryBytes: 64 * MIB });
+    open.push(fd);
+    const drv = new VtdGuestDriver(fd.vtdCreate({ guestRamBytes: 8 * MIB, scalableMode: true }), { firstLevel: true });
+    expect(() => drv.probe()).toThrow(/EOPNOTSUPP/);
+  });
+
+  it('the unit sets A, and D on a write, in the guest first-stage entry', () => {
+    const { unit, drv } = fl();
+    drv.attach(SID, { did: 2 });
+    const gpa = dataPage(unit, drv, 9);
+    drv.map(SID, 0x30_0000, gpa, PAGE, R | W);
+    // The leaf entry: walk the 4-level table the driver built (GPA = guest memory offset).
+    const leafAt = (): number => {
+      let t = firstStageRoot(unit);
+      for (let level = 0; level < 3; level++) {
+        const at = t / 4 + (Math.floor(0x30_0000 / 2 ** (39 - 9 * level)) % 512) * 2;
+        t = (unit.guest.i32[at]! & ~0xfff) >>> 0;
+      }
+      return t / 4 + (Math.floor(0x30_0000 / PAGE) % 512) * 2;
+    };
+    const A = 1 << 5;
+    const D = 1 << 6;
+    // Linux maps with A (and D when writable) already set; clear them as a dirty-tracking guest would.
+    expect(unit.guest.i32[leafAt()]! & (A | D)).toBe(A | D);
+    unit.guest.i32[leafAt()] &= ~(A | D);
+    expect(unit.guest.i32[leafAt()]! & (A | D)).toBe(0);
+    unit.dmaRead({ sid: SID }, 0x30_0000, 1);
+    expect(unit.guest.i32[leafAt()]! & (A | D)).toBe(A);
+    unit.dmaWrite({ sid: SID }, 0x30_0010, new Uint8Array([1]));
+    expect(unit.guest.i32[leafAt()]! & (A | D)).toBe(A | D);
+  });
+
+  it('lazy: the drain is one PASID-selective PASID-based IOTLB invalidation', () => {
+    const { unit, drv } = fl({}, { policy: 'lazy' });
+    drv.attach(SID, { did: 4 });
+    const gpa = dataPage(unit, drv, 0x33);
+    drv.map(SID, 0x20_0000, gpa, PAGE, R);
+    expect(unit.dmaRead({ sid: SID }, 0x20_0000, 1)[0]).toBe(0x33);
+    drv.unmap(SID, 0x20_0000, PAGE);
+    expect(unit.translate({ sid: SID }, 0x20_0000, R)).toBe(unit.ram.gpaToPa(gpa)); // stale until the drain
+    const descs = queued(unit, drv, () => drv.flushLazy());
+    expect(kinds(descs)).toEqual(['piotlb/g2', 'wait']);
+    expect([descs[0]!.get('did'), descs[0]!.get('pasid')]).toEqual([4, 0]);
+    expect(unit.translate({ sid: SID }, 0x20_0000, R)).toBeLessThan(0);
+  });
+
+  it('a mask above CAP.MAMV falls back to the PASID-selective form (the unit would reject it)', () => {
+    const { unit, drv } = fl({ mamv: 2 });
+    drv.attach(SID, { did: 3 });
+    drv.map(SID, 0x10_0000, dataPage(unit, drv, 7), 8 * PAGE, R);
+    expect(unit.dmaRead({ sid: SID }, 0x10_7000, 1)[0]).toBe(0);
+    const descs = queued(unit, drv, () => drv.unmap(SID, 0x10_0000, 8 * PAGE));
+    expect(kinds(descs)).toEqual(['piotlb/g2', 'wait']);
+    expect(unit.translate({ sid: SID }, 0x10_7000, R)).toBeLessThan(0);
+    expect(unit.stats().queueErrors).toBe(0);
+  });
+});
+
+/** The first-stage root of the RID_PASID entry of SID (context entry → PASID directory → entry). */
+function firstStageRoot(unit: VtdIommu): number {
+  const i32 = unit.guest.i32;
+  const rta = Number(BigInt(unit.mmioRead(VTD_REG.RTADDR, 8)) & ~0xfffn);
+  const bus = SID >>> 8;
+  const devfn = SID & 0xff;
+  const lctp = (i32[(rta + bus * 16) / 4]! & ~0xfff) >>> 0;
+  const ce = lctp + (devfn & 127) * 32;
+  const dir = (i32[ce / 4]! & ~0xfff) >>> 0;
+  const table = (i32[dir / 4]! & ~0xfff) >>> 0;
+  // PASID entry 0: FLPTPTR in qword 2 (word 4) bits 63:12.
+  return (i32[table / 4 + 4]! & ~0xfff) >>> 0;
+}

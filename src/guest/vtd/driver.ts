@@ -15,9 +15,14 @@
  * - caching mode (CAP.CM = 1): not-present to present changes are invalidated too (context
  *   entries, PASID entries, and every map), and lazy is refused as Linux refuses it ("IOMMU
  *   batching disallowed due to virtualization").
+ * - first level: in scalable mode with ECAP.FLTS, DMA domains use first-stage (x86 IA-32e) tables
+ *   as Linux's `first_level_by_default` chooses, with a first-stage RID_PASID entry, and IOTLB
+ *   invalidations become PASID-based ones (`qi_flush_piotlb`); one deviation: a mask above
+ *   CAP.MAMV, which Linux would send as it is (and the unit reject with IQE), falls back to the
+ *   PASID-selective form.
  */
 import { FrameAllocator } from '../../memory/index.js';
-import { RadixPageTable, vtdSecondStageCodec } from '../../pgtable/index.js';
+import { RadixPageTable, vtdSecondStageCodec, x86FirstStageCodec } from '../../pgtable/index.js';
 import { IommufdError } from '../../util/errors.js';
 import { DescType } from '../../vendor/vtd/descriptors.js';
 import { CAP, ECAP, FRCD_BYTES, FRCD_W2, FRCD_W3, FSTS, GCMD, GSTS, TTM, VTD_REG } from '../../vendor/vtd/regs-defs.js';
@@ -35,7 +40,7 @@ import {
   SmContextEntry,
   SmRootEntry,
 } from '../../vendor/vtd/structures.js';
-import { encodePasidDirEntry, encodePasidEntry, PasidEntry, PGTT } from '../../vendor/vtd/structures-pasid.js';
+import { encodePasidDirEntry, encodePasidEntry, FLPM, PasidEntry, PGTT } from '../../vendor/vtd/structures-pasid.js';
 import { DRIVER_ERRORS } from './errors.js';
 import {
   contextCacheDevice,
@@ -48,6 +53,7 @@ import {
   PC_GRAN,
   pasidCache,
   pasidIotlbAll,
+  pasidIotlbPages,
   psiMask,
   type Drain,
   type QueuedDescriptor,
@@ -73,6 +79,11 @@ export interface VtdGuestDriverOptions {
   flushQueueSize?: number;
   /** Reads of GSTS or of a status slot before the unit is declared dead (EIO); default 1000. */
   pollLimit?: number;
+  /**
+   * Scalable mode: DMA domains use first-stage tables. Default: Linux 6.1's
+   * `first_level_by_default`, i.e. when the unit has ECAP.FLTS (and if it has only FLTS).
+   */
+  firstLevel?: boolean;
 }
 
 /** Options of an attach. */
@@ -108,6 +119,8 @@ export interface VtdGuestCaps {
   readonly deviceTlb: boolean;
   /** ECAP.SMTS. */
   readonly scalable: boolean;
+  /** ECAP.FLTS. */
+  readonly firstStage: boolean;
 }
 
 /** A fault the driver read (and cleared) from the fault recording registers (`dmar_fault`). */
@@ -147,10 +160,12 @@ interface FlushQueueEntry {
   readonly frames: readonly number[];
 }
 
-/** A DMA domain: its second-stage table and the devices attached to it. */
+/** A DMA domain: its table (second stage, or first stage) and the devices attached to it. */
 interface Domain {
   readonly did: number;
   readonly table: RadixPageTable;
+  /** The table is first-stage (`domain_use_first_level`). */
+  readonly firstLevel: boolean;
   /** IOVAs are below this. */
   readonly limit: number;
   /** Attached SIDs. */
@@ -178,8 +193,8 @@ export class VtdGuestDriver {
   readonly frames: FrameAllocator;
   readonly #unit: VtdUnitPort;
   readonly #i32: Int32Array;
-  readonly #opts: Required<Omit<VtdGuestDriverOptions, 'mode' | 'queueBits'>> &
-    Pick<VtdGuestDriverOptions, 'mode' | 'queueBits'>;
+  readonly #opts: Required<Omit<VtdGuestDriverOptions, 'mode' | 'queueBits' | 'firstLevel'>> &
+    Pick<VtdGuestDriverOptions, 'mode' | 'queueBits' | 'firstLevel'>;
   readonly #domains = new Map<number, Domain>();
   readonly #devices = new Map<number, Device>();
   readonly #scratch = new Int32Array(16);
@@ -188,6 +203,7 @@ export class VtdGuestDriver {
   #caps: VtdGuestCaps | undefined;
   #queue: InvalidationQueue | undefined;
   #scalable = false;
+  #firstLevel = false;
   #drain: Drain = { dr: 0, dw: 0 };
   #gcmd = 0;
   #root = 0;
@@ -244,6 +260,11 @@ export class VtdGuestDriver {
     return this.#scalable;
   }
 
+  /** Whether DMA domains use first-stage tables (known after probe). */
+  get firstLevel(): boolean {
+    return this.#firstLevel;
+  }
+
   /** The policy in force: the requested one, except that caching mode forces strict. */
   get policy(): 'strict' | 'lazy' {
     return this.#caps?.cachingMode === true ? 'strict' : this.#opts.policy;
@@ -283,8 +304,14 @@ export class VtdGuestDriver {
     if (agaw < 1) throw DRIVER_ERRORS.noSagaw(sagaw);
     const smts = (ecap & ECAP.SMTS) !== 0n;
     const mode = this.#opts.mode ?? (smts ? 'scalable' : 'legacy');
-    if (mode === 'scalable' && (!smts || (ecap & ECAP.SLTS) === 0n)) throw DRIVER_ERRORS.noScalable();
-    this.#scalable = mode === 'scalable';
+    if (mode === 'scalable' && (!smts || (ecap & (ECAP.SLTS | ECAP.FLTS)) === 0n)) throw DRIVER_ERRORS.noScalable();
+    const scalable = mode === 'scalable';
+    const flts = (ecap & ECAP.FLTS) !== 0n;
+    // first_level_by_default: the only stage the unit has, or the first when it has both.
+    const fl = this.#opts.firstLevel ?? (scalable && flts);
+    if (fl && !(scalable && flts)) throw DRIVER_ERRORS.noFirstLevel();
+    if (!fl && scalable && (ecap & ECAP.SLTS) === 0n) throw DRIVER_ERRORS.noScalable();
+    this.#scalable = scalable;
     this.#caps = {
       cachingMode: (cap & CAP.CM) !== 0n,
       pageSelective: (cap & CAP.PSI) !== 0n,
@@ -298,7 +325,9 @@ export class VtdGuestDriver {
       faultRecordOffset: bits(cap, CAP.FroShift, 10) * 16,
       deviceTlb: (ecap & ECAP.DT) !== 0n,
       scalable: smts,
+      firstStage: flts,
     };
+    this.#firstLevel = fl;
     this.#drain = { dr: (cap & CAP.DRD) !== 0n ? 1 : 0, dw: (cap & CAP.DWD) !== 0n ? 1 : 0 };
 
     this.readFaults(); // dmar_fault(-1, iommu): forget what firmware left behind
@@ -397,11 +426,15 @@ export class VtdGuestDriver {
 
   #createDomain(did: number): Domain {
     const caps = this.caps;
-    const width = (30 + 9 * caps.agaw) as 39 | 48 | 57;
-    const table = new RadixPageTable(this.#unit.guest, this.frames, vtdSecondStageCodec(width));
+    const firstLevel = this.#firstLevel;
+    // A first-level domain is 4-level (48-bit) here, as Linux without CAP.FL5LP builds it.
+    const width = firstLevel ? 48 : ((30 + 9 * caps.agaw) as 39 | 48 | 57);
+    const codec = firstLevel ? x86FirstStageCodec(48) : vtdSecondStageCodec(width);
+    const table = new RadixPageTable(this.#unit.guest, this.frames, codec);
     const domain: Domain = {
       did,
       table,
+      firstLevel,
       limit: 2 ** Math.min(width, caps.mgaw),
       devices: new Set(),
       flushQueue: [],
@@ -447,19 +480,21 @@ export class VtdGuestDriver {
     return dir;
   }
 
-  /** `intel_pasid_setup_second_level` for RID_PASID, with `pasid_flush_caches`. */
+  /**
+   * `intel_pasid_setup_second_level` (or `_first_level`: PGTT first stage, FLPM 4-level, no SRE
+   * for RID_PASID) for RID_PASID, with `pasid_flush_caches`.
+   */
   #setupPasidEntry(domain: Domain): void {
     const dir = this.#pasidDirectory(domain);
     const table = ptrFromWords(this.#i32[dir / 4]!, this.#i32[dir / 4 + 1]!);
     const at = table + RID_PASID * 64;
     if ((this.#i32[at / 4]! & 1) !== 0) return; // already set up for another device of the domain
-    const pe = Object.assign(new PasidEntry(), {
-      present: true,
-      aw: this.caps.agaw,
-      pgtt: PGTT.SecondStage,
-      slptptr: domain.table.rootPa,
-      did: domain.did,
-    });
+    const pe = Object.assign(
+      new PasidEntry(),
+      domain.firstLevel
+        ? { present: true, pgtt: PGTT.FirstStage, flpm: FLPM.Level4, flptptr: domain.table.rootPa, did: domain.did }
+        : { present: true, aw: this.caps.agaw, pgtt: PGTT.SecondStage, slptptr: domain.table.rootPa, did: domain.did },
+    );
     this.#publish(at, encodePasidEntry(pe, this.#scratch), 16);
     if (this.caps.cachingMode) {
       this.#submit([pasidCache(domain.did, PC_GRAN.PasidSelective, RID_PASID)]);
@@ -553,7 +588,7 @@ export class VtdGuestDriver {
 
   /** `fq_flush_iotlb` (`intel_flush_iotlb_all`) then `fq_ring_free`. */
   #drainFlushQueue(domain: Domain): void {
-    this.#submit([iotlbDomain(domain.did, this.#drain)]);
+    this.#submit([domain.firstLevel ? pasidIotlbAll(domain.did, RID_PASID) : iotlbDomain(domain.did, this.#drain)]);
     if (!this.caps.cachingMode) this.#flushDevIotlb(domain, 0, DEV_TLB_ALL_MASK);
     for (const e of domain.flushQueue) this.#release(e.frames);
     domain.flushQueue.length = 0;
@@ -565,7 +600,13 @@ export class VtdGuestDriver {
     const caps = this.caps;
     const mask = psiMask(pfn, pages);
     const addr = pfn * 4096;
-    if (!caps.pageSelective || mask > caps.mamv) this.#submit([iotlbDomain(domain.did, this.#drain)]);
+    if (domain.firstLevel) {
+      this.#submit([
+        mask > caps.mamv
+          ? pasidIotlbAll(domain.did, RID_PASID)
+          : pasidIotlbPages(domain.did, RID_PASID, addr, mask, ih),
+      ]);
+    } else if (!caps.pageSelective || mask > caps.mamv) this.#submit([iotlbDomain(domain.did, this.#drain)]);
     else this.#submit([iotlbPages(domain.did, addr, mask, ih, this.#drain)]);
     // In caching mode a map (not-present to present) needs no device-TLB invalidation.
     if (!caps.cachingMode || !map) this.#flushDevIotlb(domain, addr, mask);

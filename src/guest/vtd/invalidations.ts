@@ -100,6 +100,14 @@ export function pasidCache(did: number, granularity: number, pasid: number): Que
   return { type: DescType.PasidCache, fields: { g: granularity, did, pasid } };
 }
 
+/** The PASID-based IOTLB invalidation's page-selective-within-PASID granularity. */
+export const PIOTLB_GRAN_PSI = 3;
+
+/** `qi_flush_piotlb(iommu, did, pasid, addr, 2^mask pages, ih)`: a naturally aligned block of one PASID. */
+export function pasidIotlbPages(did: number, pasid: number, addr: number, mask: number, ih: boolean): QueuedDescriptor {
+  return { type: DescType.PasidIotlb, fields: { g: PIOTLB_GRAN_PSI, did, pasid, addr, am: mask, ih: ih ? 1 : 0 } };
+}
+
 /** `qi_flush_piotlb(iommu, did, pasid, 0, -1, 0)`: every page of one PASID. */
 export function pasidIotlbAll(did: number, pasid: number): QueuedDescriptor {
   return { type: DescType.PasidIotlb, fields: { g: PIOTLB_GRAN_ALL, did, pasid } };

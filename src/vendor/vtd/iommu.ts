@@ -442,7 +442,9 @@ export class VtdIommu {
     p[P_SS_ROOT] = out.ssptr | 0;
     p[P_SS_CFG] = out.ssLevels > 0 ? packWalkConfig(4 - out.ssLevels, out.ssWidth, this.#haw, sm) : 0;
     p[P_FS_ROOT] = out.fsptr | 0;
-    p[P_FS_CFG] = out.fsLevels > 0 ? packWalkConfig(4 - out.fsLevels, out.fsWidth, this.#haw, sm) : 0;
+    // First-stage walks set A and D as the hardware does; WPE = 0 lets supervisor writes ignore R/W.
+    const fsFlags = sm | CFG.SET_AD | ((out.flags & CONFIG_FLAG.WPE) === 0 ? CFG.WP_OFF : 0);
+    p[P_FS_CFG] = out.fsLevels > 0 ? packWalkConfig(4 - out.fsLevels, out.fsWidth, this.#haw, fsFlags) : 0;
     p[P_FLAGS] = out.flags | (out.fpd ? FPD_BIT : 0);
     p[P_PASID] = out.pasid;
     cache.fill(sid, key, out.did, p, s0, c0, 999);
