@@ -8,7 +8,8 @@ const MESSAGES = {
   notProbed: () => 'the driver has not probed the unit yet (call probe() first)',
   probed: () => 'the unit was already probed',
   noQi: () => 'the unit has no queued invalidation (ECAP.QI = 0); register-based invalidation is not modelled',
-  noScalable: () => 'scalable mode needs ECAP.SMTS and a stage it can build: ECAP.SLTS, or ECAP.FLTS for first-level domains',
+  noScalable: () =>
+    'scalable mode needs ECAP.SMTS and a stage it can build: ECAP.SLTS, or ECAP.FLTS for first-level domains',
   noFirstLevel: () => 'first-level domains need scalable mode and ECAP.FLTS',
   noSagaw: (sagaw: number) => `CAP.SAGAW 0x${sagaw.toString(16)} names no second-stage width this driver can build`,
   handshake: (what: string, polls: number) => `GSTS.${what} did not follow GCMD after ${polls} reads`,
