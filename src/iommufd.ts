@@ -572,7 +572,10 @@ export class Iommufd {
   vtdCreate(opts: VtdIommuOptions = {}): VtdIommu {
     this.#live();
     const ctx = this.#ctx;
-    const unit = new VtdIommu({ memory: ctx.memory, tables: ctx.tables, iotlb: ctx.iotlb, atc: ctx.atc }, opts);
+    const unit = new VtdIommu(
+      { memory: ctx.memory, tables: ctx.tables, iotlb: ctx.iotlb, atc: ctx.atc, host: this, mm: ctx.mm },
+      opts,
+    );
     this.#units.push(unit);
     return unit;
   }

@@ -58,6 +58,24 @@ export class HostAddressSpace {
     return start;
   }
 
+  /**
+   * Maps `pages` existing frames from `firstFrame` (memory that something else allocated, such as
+   * guest RAM shared with the VMM, as a memfd mapping is): each frame gains a user for the mapping,
+   * so it outlives its owner's release until this range is unmapped too. Returns the VA.
+   */
+  mapFrames(firstFrame: number, pages: number): bigint {
+    if (!Number.isInteger(pages) || pages <= 0) throw new IommufdError('EINVAL', 'mapFrames needs a positive page count');
+    const start = this.#findHole(pages);
+    if (start < 0n) throw new IommufdError('ENOMEM', 'host address space exhausted');
+    const frames = new Int32Array(pages);
+    for (let i = 0; i < pages; i++) {
+      frames[i] = firstFrame + i;
+      this.#frames.get(firstFrame + i);
+    }
+    this.#vmas.splice(this.#indexAfter(start), 0, { start, pages, frames });
+    return start;
+  }
+
   /** Unmaps every page of [va, va+length); pages that are not mapped are ignored, as in munmap(2). */
   munmap(va: bigint, length: bigint): void {
     if (typeof va !== 'bigint' || typeof length !== 'bigint' || length <= 0n || va < 0n) {

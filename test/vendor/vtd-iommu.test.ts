@@ -102,6 +102,16 @@ describe('VT-d unit: translation (legacy mode)', () => {
     expect(g.unit.regs.queueHead).toBe(2 * 16);
   });
 
+  it('a wait whose status address is outside guest RAM completes without a write, and is counted', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const g = setup(fd);
+    const outside = 16 * 2 ** 20; // the first byte past guest RAM
+    g.submit([DescType.Wait, { sw: 1, if: 0, statusData: 5, statusAddrLo: outside, statusAddrHi: 0 }], g.wait(6));
+    expect(g.statusWord()).toBe(6);
+    const st = g.unit.stats();
+    expect([st.waits, st.badStatusWrites, st.queueErrors]).toEqual([2, 1, 0]);
+  });
+
   it('a context-cache invalidation is needed to see a changed context entry', () => {
     fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
     const g = setup(fd);

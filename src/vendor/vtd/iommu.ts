@@ -14,7 +14,7 @@
  */
 import type { Observable } from 'rxjs';
 import { ConfigCache, CONFIG_PAYLOAD_WORDS, Iotlb, NO_SSID, type ConfigCacheCounters } from '../../cache/index.js';
-import type { PhysMemory, SystemMemory } from '../../memory/index.js';
+import type { HostAddressSpace, PhysMemory, SystemMemory } from '../../memory/index.js';
 import { GuestRam } from '../../memory/index.js';
 import { Op, OpList } from '../../ops/index.js';
 import {
@@ -30,6 +30,7 @@ import {
 import { InvalidationPipeline, type Completion } from '../../pipeline/index.js';
 import { DEV_ATS, DomainFormat, type ContextTables } from '../../translate/index.js';
 import { IommufdError } from '../../util/errors.js';
+import { VtdAssignments, type VtdAssignmentHost, type VtdAssignmentStats } from './assign.js';
 import { decodeDescriptor, DescStatus, DescType, Field, iqeiOf, VtdDescriptor } from './descriptors.js';
 import { descriptorToOps, type VtdTagMap } from './descriptors-ops.js';
 import { VtdRegisters, type VtdInterrupt, type VtdRegisterOptions } from './regs.js';
@@ -49,6 +50,10 @@ export interface VtdBackend {
   iotlb: Iotlb | undefined;
   /** The shared device-TLB table (undefined: no device-TLBs). */
   atc: Iotlb | undefined;
+  /** The iommufd that host devices assigned to the guest are bound in (see `assignDevice`). */
+  host?: VtdAssignmentHost | undefined;
+  /** The VMM's address space (guest RAM is mapped into it by `mapGuestRam`). */
+  mm?: HostAddressSpace | undefined;
 }
 
 /** Options of an emulated VT-d unit. */
@@ -95,6 +100,10 @@ export interface VtdStats {
   configHits: number;
   configMisses: number;
   config: ConfigCacheCounters;
+  /** Wait descriptors whose status address was outside guest RAM or unaligned: no status was written. */
+  badStatusWrites: number;
+  /** Host devices assigned to the guest: syncs, host attaches, forwarded invalidations, errors. */
+  assigned: VtdAssignmentStats;
 }
 
 // Config-cache payload words.
@@ -152,6 +161,9 @@ export class VtdIommu {
   readonly #tagMap: VtdTagMap;
   readonly #devTlbErrors = new Map<number, 'timeout' | 'completion-error'>();
   readonly #haw: number;
+  #assign: VtdAssignments | undefined;
+  /** Guest RAM's VA in the VMM's address space, once mapped by `mapGuestRam`. */
+  #ramVa: bigint | undefined;
   #seq = 0;
   #closed = false;
   #consuming = false;
@@ -169,6 +181,7 @@ export class VtdIommu {
     iotlbHits: 0,
     iotlbMisses: 0,
     devTlbHits: 0,
+    badStatusWrites: 0,
   };
 
   /** Creates a unit over `backend` (see `Iommufd.vtdCreate`, which supplies it). */
@@ -183,8 +196,12 @@ export class VtdIommu {
         this.#resolver.rootTable = Number(root.address);
         this.#resolver.ttm = root.ttm;
         this.#dropEverything();
+        this.#assign?.resync();
       },
-      translationEnable: () => this.#dropEverything(),
+      translationEnable: () => {
+        this.#dropEverything();
+        this.#assign?.resync();
+      },
       registerInvalidation: () => this.#dropEverything(),
     });
     this.interrupts$ = this.regs.interrupts$;
@@ -248,6 +265,59 @@ export class VtdIommu {
     this.#atsSlots.set(sid, slot);
   }
 
+  /**
+   * Maps guest RAM into the VMM's address space and then at IOVA (= GPA) 0 of `ioasId`, so that a
+   * nest-parent HWPT on that IOAS is the VM's guest-physical space for assigned devices. Once.
+   */
+  mapGuestRam(ioasId: number): void {
+    const { host, mm } = this.#backend;
+    if (host === undefined || mm === undefined) throw new IommufdError('EOPNOTSUPP', 'this unit has no iommufd host');
+    if (this.#ramVa !== undefined) throw new IommufdError('EEXIST', 'guest RAM is already mapped');
+    const va = mm.mapFrames(this.ram.basePa / 4096, this.ram.bytes / 4096);
+    try {
+      host.ioasMap(ioasId, {
+        userVa: va,
+        length: BigInt(this.ram.bytes),
+        iova: 0n,
+        flags: { fixedIova: true, readable: true, writeable: true },
+      });
+    } catch (e) {
+      mm.munmap(va, BigInt(this.ram.bytes));
+      throw e;
+    }
+    this.#ramVa = va;
+  }
+
+  /**
+   * Assigns host device `devId` (bound in this unit's iommufd) to the guest as RID `sid`, with
+   * `parentHwptId` (a VT-d nest parent over the IOAS that {@link mapGuestRam} filled) as the VM's
+   * second stage. From then on the device's host attachment follows the guest's configuration, and
+   * the guest's PASID-based IOTLB invalidations reach its nested HWPTs (see assign.ts). DMA of
+   * the device goes through iommufd (`fd.dmaRead(devId, …)`), translated by the host IOMMU.
+   * Needs caching mode (EOPNOTSUPP otherwise), as QEMU requires it for assigned devices.
+   */
+  assignDevice(sid: number, devId: number, parentHwptId: number): void {
+    if (this.#closed) throw new IommufdError('EBADF', 'this VT-d unit was closed');
+    const host = this.#backend.host;
+    if (host === undefined) throw new IommufdError('EOPNOTSUPP', 'this unit has no iommufd host');
+    // As QEMU: without caching mode the guest does not report not-present to present changes,
+    // so the host could never learn of its configuration.
+    if (!this.regs.options.cachingMode)
+      throw new IommufdError('EOPNOTSUPP', 'device assignment needs caching mode (CAP.CM = 1)');
+    this.#assign ??= new VtdAssignments(host, this.#resolver, () => this.regs.translationEnabled);
+    this.#assign.assign(sid, devId, parentHwptId);
+  }
+
+  /** Undoes {@link assignDevice}: the device is detached on the host and its nested HWPTs destroyed. */
+  unassignDevice(sid: number): void {
+    this.#assign?.unassign(sid);
+  }
+
+  /** The last host error of the assignment path (counted in `stats().assigned.errors`). */
+  get lastAssignError(): string | undefined {
+    return this.#assign?.lastError;
+  }
+
   /** The unit's counters. */
   stats(): VtdStats {
     return {
@@ -255,6 +325,7 @@ export class VtdIommu {
       configHits: this.#config.hits,
       configMisses: this.#config.misses,
       config: this.#config.counters(),
+      assigned: this.#assign?.stats() ?? { syncs: 0, hostAttaches: 0, forwarded: 0, unsupported: 0, errors: 0 },
     };
   }
 
@@ -264,6 +335,8 @@ export class VtdIommu {
     this.#closed = true;
     // Resources go back synchronously (the queue is consumed synchronously, so nothing is in
     // flight); only the pipeline's workers, if any, stop asynchronously.
+    this.#assign?.close();
+    if (this.#ramVa !== undefined) this.#backend.mm?.munmap(this.#ramVa, BigInt(this.ram.bytes));
     for (const tag of this.#didTags.values()) this.#backend.tables.recycleDomain(tag);
     for (const slot of this.#atsSlots.values()) this.#backend.tables.freeDevice(slot);
     this.#didTags.clear();
@@ -373,6 +446,7 @@ export class VtdIommu {
       });
       return;
     }
+    if (this.#assign?.active === true) this.#forwardToHost(d);
     if (d.type === DescType.Iotlb && f[Field.g] === 1) {
       // Global: every tag of this unit (not the other guests' tags that share the IOTLB). A unit
       // may have thousands of DIDs: run what is decoded so far whenever the list fills up.
@@ -385,13 +459,46 @@ export class VtdIommu {
     descriptorToOps(d, this.#tagMap, seq, ops);
   }
 
+  /**
+   * The assigned devices' side of a descriptor: configuration invalidations re-read their
+   * configuration, PASID-based IOTLB invalidations (and global IOTLB ones) reach their nested HWPTs.
+   */
+  #forwardToHost(d: VtdDescriptor): void {
+    const a = this.#assign!;
+    const f = d.f;
+    switch (d.type) {
+      case DescType.ContextCache:
+        a.resync();
+        break;
+      case DescType.PasidCache:
+        a.resync(f[Field.g] === 1 ? f[Field.pasid] : undefined);
+        break;
+      case DescType.PasidIotlb:
+        a.forward(
+          f[Field.did]!,
+          f[Field.pasid]!,
+          f[Field.addr]!,
+          f[Field.g] === 3 ? 2 ** f[Field.am]! : 0,
+          f[Field.ih] !== 0,
+        );
+        break;
+      case DescType.Iotlb:
+        if (f[Field.g] === 1) a.forwardAll();
+        break;
+    }
+  }
+
   /** Runs the ops decoded so far, then completes their waits in order. */
   #runSegment(): void {
     const ops = this.#ops;
     if (ops.count > 0) this.#pipeline.submitSync(ops);
     ops.count = 0;
     for (const w of this.#waits) {
-      if (w.sw && w.addr + 4 <= this.ram.bytes && w.addr % 4 === 0) this.guest.i32[w.addr / 4] = w.data | 0;
+      if (w.sw) {
+        // A status address outside guest RAM: the write aborts (QEMU logs it); the wait still completes.
+        if (w.addr + 4 <= this.ram.bytes && w.addr % 4 === 0) this.guest.i32[w.addr / 4] = w.data | 0;
+        else this.#stats.badStatusWrites++;
+      }
       this.#stats.waits++;
       this.regs.completeWait(w.irq);
     }
