@@ -7,8 +7,8 @@ export interface VtdBenchOptions {
   cycles: number;
   /** The guest's policy: strict (one flush per unmap) or lazy (flush queue). */
   policy: 'strict' | 'lazy';
-  /** Legacy or scalable-mode tables. */
-  mode: 'legacy' | 'scalable';
+  /** Legacy or scalable-mode tables; `scalable-fl`: scalable mode with first-level DMA domains. */
+  mode: 'legacy' | 'scalable' | 'scalable-fl';
 }
 
 /** What the VT-d scenario measured. */
@@ -36,8 +36,12 @@ export interface VtdBenchResult {
 export async function runVtdBench(o: VtdBenchOptions): Promise<VtdBenchResult> {
   const fd = Iommufd.open({ memoryBytes: 128 * 2 ** 20 });
   try {
-    const unit = fd.vtdCreate({ guestRamBytes: 32 * 2 ** 20, scalableMode: o.mode === 'scalable' });
-    const guest = new VtdGuestDriver(unit, { mode: o.mode, policy: o.policy });
+    const unit = fd.vtdCreate({
+      guestRamBytes: 32 * 2 ** 20,
+      scalableMode: o.mode !== 'legacy',
+      firstStage: o.mode === 'scalable-fl',
+    });
+    const guest = new VtdGuestDriver(unit, { mode: o.mode === 'legacy' ? 'legacy' : 'scalable', policy: o.policy });
     guest.probe();
     const sid = 0x0010;
     guest.attach(sid, { did: 1 });

@@ -17,7 +17,7 @@ commands:
             --workload W       mock, vtd or all (default all)
             --vtd-cycles N     map/DMA/unmap cycles of the vtd workload (default 20000)
             --vtd-policy P     strict or lazy (default strict)
-            --vtd-mode M       legacy or scalable (default legacy)
+            --vtd-mode M       legacy, scalable, or scalable-fl (first-level domains; default legacy)
             --translations N   translations to run (default 1000000)
             --map-mib N        MiB to map (default 64)
             --memory-mib N     physical memory in MiB (default 256)
@@ -87,7 +87,8 @@ function vtdOptions(flags: Record<string, unknown>): VtdBenchOptions {
   const policy = flags['vtd-policy'] ?? 'strict';
   if (policy !== 'strict' && policy !== 'lazy') throw new UsageError(`--vtd-policy must be strict or lazy`);
   const mode = flags['vtd-mode'] ?? 'legacy';
-  if (mode !== 'legacy' && mode !== 'scalable') throw new UsageError(`--vtd-mode must be legacy or scalable`);
+  if (mode !== 'legacy' && mode !== 'scalable' && mode !== 'scalable-fl')
+    throw new UsageError(`--vtd-mode must be legacy, scalable or scalable-fl`);
   return { cycles, policy, mode };
 }
 

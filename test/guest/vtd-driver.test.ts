@@ -481,7 +481,8 @@ describe('first-level domains (scalable mode with ECAP.FLTS)', () => {
     const D = 1 << 6;
     // Linux maps with A (and D when writable) already set; clear them as a dirty-tracking guest would.
     expect(unit.guest.i32[leafAt()]! & (A | D)).toBe(A | D);
-    unit.guest.i32[leafAt()] &= ~(A | D);
+    const leaf = leafAt();
+    unit.guest.i32[leaf] = unit.guest.i32[leaf]! & ~(A | D);
     expect(unit.guest.i32[leafAt()]! & (A | D)).toBe(0);
     unit.dmaRead({ sid: SID }, 0x30_0000, 1);
     expect(unit.guest.i32[leafAt()]! & (A | D)).toBe(A);
