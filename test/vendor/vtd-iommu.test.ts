@@ -4,10 +4,22 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Iommufd, VtdIommu } from '../../src/index.js';
 import { FrameAllocator } from '../../src/memory/index.js';
-import { RadixPageTable, vtdSecondStageCodec, VTD_FR } from '../../src/pgtable/index.js';
+import { RadixPageTable, vtdSecondStageCodec, VTD_FR, x86FirstStageCodec } from '../../src/pgtable/index.js';
 import { DescType, encodeDescriptor } from '../../src/vendor/vtd/descriptors.js';
 import { GCMD, VTD_REG } from '../../src/vendor/vtd/regs-defs.js';
-import { encodeContextEntry, encodeRootEntry } from '../../src/vendor/vtd/structures.js';
+import {
+  encodeContextEntry,
+  encodeRootEntry,
+  encodeSmContextEntry,
+  encodeSmRootEntry,
+} from '../../src/vendor/vtd/structures.js';
+import {
+  encodePasidDirEntry,
+  encodePasidEntry,
+  FLPM,
+  PasidEntry,
+  PGTT,
+} from '../../src/vendor/vtd/structures-pasid.js';
 
 const R = 1;
 const W = 2;
@@ -349,5 +361,83 @@ describe('VT-d unit: a long doorbell', () => {
     const misses = g.unit.stats().iotlbMisses;
     g.unit.translate({ sid: 7 }, 0x1000, R);
     expect(g.unit.stats().iotlbMisses).toBe(misses + 1); // the global flush reached every DID
+  });
+});
+
+describe('VT-d unit: scalable mode by PGTT (nested, pass-through) with DMA', () => {
+  it('nested: first-stage tables fetched through the guest second stage, the output translated too; pass-through: GPA', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const unit = fd.vtdCreate({
+      guestRamBytes: 16 * 2 ** 20,
+      scalableMode: true,
+      firstStage: true,
+      secondStage: true,
+      nesting: true,
+      pasidWidth: 8,
+    });
+    const gp = unit.guest;
+    const frames = new FrameAllocator(gp);
+    frames.alloc();
+    const page = (): number => frames.alloc() * 4096;
+    // The second stage: identity for the first 8 MiB (where the first-stage tables live), and
+    // IPA 0x0100_0000 → a data page elsewhere.
+    const ss = new RadixPageTable(gp, frames, vtdSecondStageCodec(48));
+    ss.map(0, 8 * 2 ** 20, (o) => o, R | W, false);
+    const data = 12 * 2 ** 20; // beyond the identity window: reachable only through the mapping below
+    gp.u8.fill(0x6e, data, data + 4096);
+    ss.map(0x0100_0000, 4096, () => data, R | W, false);
+    // The first stage (built in guest memory, its entries hold IPAs = GPAs in the identity window).
+    const fs = new RadixPageTable(gp, frames, x86FirstStageCodec(48));
+    fs.map(0x4000_0000, 4096, () => 0x0100_0000, R | W, false);
+    const root = page();
+    const ctxTable = page();
+    const dir = page();
+    const ptbl = page();
+    encodeSmRootEntry({ lp: true, lctp: ctxTable, up: false, uctp: 0 }, gp.i32, root / 4);
+    encodeSmContextEntry(
+      {
+        present: true,
+        fpd: false,
+        dte: false,
+        paside: true,
+        pre: false,
+        pdts: 0,
+        pasidDirPtr: dir,
+        ridPasid: 0,
+        ridPriv: false,
+      },
+      gp.i32,
+      (ctxTable + (SID & 0x7f) * 32) / 4,
+    );
+    encodePasidDirEntry({ present: true, fpd: false, pasidTablePtr: ptbl }, gp.i32, dir / 4);
+    const pe = (pasid: number, fields: Partial<PasidEntry>): void => {
+      encodePasidEntry(
+        Object.assign(new PasidEntry(), { present: true, did: 3, aw: 2, ...fields }),
+        gp.i32,
+        (ptbl + pasid * 64) / 4,
+      );
+    };
+    pe(0, { pgtt: PGTT.Nested, slptptr: ss.rootPa, flptptr: fs.rootPa, flpm: FLPM.Level4 });
+    pe(1, { pgtt: PGTT.PassThrough });
+    unit.mmioWrite(VTD_REG.RTADDR, BigInt(root) | (1n << 10n), 8); // TTM = scalable
+    unit.mmioWrite(VTD_REG.GCMD, GCMD.SRTP, 4);
+    unit.mmioWrite(VTD_REG.GCMD, GCMD.TE, 4);
+    // Requests without PASID use RID_PASID 0: nested.
+    expect(unit.dmaRead({ sid: SID }, 0x4000_0010, 2)).toEqual(new Uint8Array([0x6e, 0x6e]));
+    expect(unit.translate({ sid: SID }, 0x4000_0000, R)).toBe(unit.ram.gpaToPa(data));
+    // PASID 1: pass-through, the address is guest-physical.
+    expect(unit.translate({ sid: SID, pasid: 1 }, data, R)).toBe(unit.ram.gpaToPa(data));
+    // The second stage governs the first stage's table fetches: unmap the identity window (and
+    // invalidate the DID's PASID 0 entries), and the nested walk faults on its first fetch.
+    ss.unmap(0, 8 * 2 ** 20);
+    expect(unit.translate({ sid: SID }, 0x4000_0000, R)).toBeGreaterThan(0); // still cached
+    const q = page();
+    unit.mmioWrite(VTD_REG.IQA, BigInt(q) | (1n << 11n), 8); // 256-bit descriptors
+    unit.mmioWrite(VTD_REG.GCMD, GCMD.TE | GCMD.QIE, 4);
+    const u32 = new Uint32Array(gp.sab, gp.u8.byteOffset, gp.u8.length / 4);
+    encodeDescriptor(DescType.PasidIotlb, { g: 2, did: 3, pasid: 0 }, u32, q / 4, true);
+    unit.mmioWrite(VTD_REG.IQT, 32n, 8);
+    expect(unit.stats().queueErrors).toBe(0);
+    expect(unit.translate({ sid: SID }, 0x4000_0000, R)).toBeLessThan(0);
   });
 });
