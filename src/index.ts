@@ -20,7 +20,11 @@ export {
   IovaRangesTooSmall,
   InvalidateError,
   VTD_S1_ALL_PAGES,
+  type ArmSmmuv3Data,
+  type ArmVste,
   type SelftestInvalidation,
+  type ViommuInfo,
+  type ViommuType,
   type VtdS1Data,
   type VtdS1Invalidation,
 } from './registry/index.js';

@@ -2,7 +2,7 @@ import type { CacheCounters } from './cache/index.js';
 import { DEFAULT_MEMORY_BYTES } from './memory/index.js';
 import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE } from './pgtable/index.js';
 import * as reg from './registry/index.js';
-import type { SelftestInvalidation, VtdS1Invalidation } from './registry/index.js';
+import type { ArmVste, SelftestInvalidation, ViommuInfo, ViommuType, VtdS1Invalidation } from './registry/index.js';
 import { NO_PASID, type DataPlaneHandles } from './translate/index.js';
 import { argEnum, argFlags, argId, argInt, argObject, argOptBool, argOptU64, argRanges, argU64 } from './util/args.js';
 import { IommufdError } from './util/errors.js';
@@ -110,6 +110,7 @@ export interface FaultInjection {
 
 const DEVICE_KINDS = ['mock', 'smmuv3', 'vtd'] as const;
 const DATA_TYPES = ['none', 'selftest', 'vtd-s1', 'arm-smmuv3'] as const;
+const VIOMMU_TYPES = ['arm-smmuv3', 'selftest'] as const;
 const MAX_IOVA = 2 ** 53 - 1;
 
 /**
@@ -333,7 +334,8 @@ export class Iommufd {
   /**
    * IOMMU_HWPT_ALLOC: returns the HWPT id. `ptId` an IOAS: a paging HWPT. `ptId` a nest-parent
    * paging HWPT: a nested HWPT with the driver's data type (`selftest` on the mock, `vtd-s1` on
-   * VT-d with `VtdS1Data`); `arm-smmuv3` nested HWPTs are allocated on a vIOMMU.
+   * VT-d with `VtdS1Data`). `ptId` a vIOMMU: a nested HWPT of the vIOMMU's driver, `arm-smmuv3`
+   * with `ArmSmmuv3Data` (the guest's vSTE; bad contents EIO) or `selftest`.
    */
   hwptAlloc(a: {
     devId: number;
@@ -380,6 +382,74 @@ export class Iommufd {
         o['entries'] as unknown[],
       );
     });
+  }
+
+  /**
+   * IOMMU_VIOMMU_ALLOC: a vIOMMU of `type` for the device's IOMMU over the nest-parent paging HWPT
+   * `hwptId`; returns its id. Flags (none are defined) and an unknown type are EOPNOTSUPP, and so
+   * is a type the device's driver lacks (`arm-smmuv3` needs an smmuv3 device, `selftest` a mock
+   * one); an unknown device or a `hwptId` that is not a paging HWPT ENOENT; a HWPT that is not a
+   * nest parent of the device's driver EINVAL. The vIOMMU keeps the parent busy (EBUSY) and gets
+   * a VMID of its own ({@link Iommufd.viommuInfo}).
+   */
+  viommuAlloc(a: { devId: number; hwptId: number; type: ViommuType; flags?: Record<string, never> }): number {
+    return this.#control(() => {
+      const o = argObject('args', a)!;
+      argFlags('flags', o['flags'], [] as const);
+      const type = argEnum('type', o['type'], VIOMMU_TYPES, 'EOPNOTSUPP');
+      return reg.viommuAlloc(this.#ctx, {
+        devId: argId('devId', o['devId']),
+        hwptId: argId('hwptId', o['hwptId']),
+        type,
+      });
+    });
+  }
+
+  /**
+   * IOMMU_VDEVICE_ALLOC: gives device `devId` the guest-visible ID `virtId` (the vSID on SMMUv3) on
+   * a vIOMMU; returns the vDEVICE id. A `virtId` that is not a u64 (a bigint, or a safe integer,
+   * from 0) is EINVAL; an unknown vIOMMU or device ENOENT; a device behind another IOMMU EINVAL;
+   * a device that has a vDEVICE already, or a `virtId` in use on the vIOMMU, EEXIST. The vDEVICE
+   * keeps the vIOMMU busy; unbinding the device destroys the vDEVICE and leaves its id a tombstone
+   * (ENOENT, not reused until close), as the kernel does.
+   */
+  vdeviceAlloc(a: { viommuId: number; devId: number; virtId: bigint | number }): number {
+    return this.#control(() => {
+      const o = argObject('args', a)!;
+      const virtId = argVirtId(o['virtId']);
+      return reg.vdeviceAlloc(this.#ctx, {
+        viommuId: argId('viommuId', o['viommuId']),
+        devId: argId('devId', o['devId']),
+        virtId,
+      });
+    });
+  }
+
+  /**
+   * The device behind virtual ID `virtId` on a vIOMMU (`iommufd_viommu_find_dev`): what a vIOMMU
+   * model uses to turn a guest's vSID (in a command or STE index) into a host device. ENOENT when
+   * the vIOMMU or a vDEVICE with that ID does not exist.
+   */
+  viommuVsidToDevice(viommuId: number, virtId: bigint | number): number {
+    this.#live();
+    return reg.viommuFindDev(this.#ctx, argId('viommuId', viommuId), argVirtId(virtId));
+  }
+
+  /** A vIOMMU's type, nest parent, VMID and vDEVICEs (by virtual ID). ENOENT for another object. */
+  viommuInfo(viommuId: number): ViommuInfo {
+    this.#live();
+    return reg.viommuInfo(this.#ctx, argId('viommuId', viommuId));
+  }
+
+  /**
+   * The decoded vSTE of an `arm-smmuv3` nested HWPT, as the driver keeps it (a non-valid vSTE
+   * reads as all zero, EATS is cleared in the stored words). ENOENT for another object.
+   */
+  armNestedVste(hwptId: number): ArmVste {
+    this.#live();
+    const obj = this.#ctx.objects.get(argId('hwptId', hwptId), 'hwpt-nested');
+    if (obj.vste === undefined) throw new IommufdError('ENOENT', `HWPT ${hwptId} is not an arm-smmuv3 nested HWPT`);
+    return { ...obj.vste, ste: [...obj.vste.ste] as [bigint, bigint] };
   }
 
   /** The 4 IOTLB slots of a mock nested HWPT (the selftest's MD_CHECK_IOTLB). ENOENT for another object. */
@@ -588,6 +658,12 @@ export class Iommufd {
 
 function mapFlags(v: unknown): MapFlags | undefined {
   return argFlags('flags', v, ['fixedIova', 'readable', 'writeable'] as const);
+}
+
+/** A virtual ID: a u64 as a bigint, or a non-negative safe integer (EINVAL otherwise). */
+function argVirtId(v: unknown): bigint {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  return argU64('virtId', v);
 }
 
 function pasidOf(opts: unknown): number {

@@ -64,7 +64,8 @@ export class HostAddressSpace {
    * so it outlives its owner's release until this range is unmapped too. Returns the VA.
    */
   mapFrames(firstFrame: number, pages: number): bigint {
-    if (!Number.isInteger(pages) || pages <= 0) throw new IommufdError('EINVAL', 'mapFrames needs a positive page count');
+    if (!Number.isInteger(pages) || pages <= 0)
+      throw new IommufdError('EINVAL', 'mapFrames needs a positive page count');
     const start = this.#findHole(pages);
     if (start < 0n) throw new IommufdError('ENOMEM', 'host address space exhausted');
     const frames = new Int32Array(pages);

@@ -6,6 +6,7 @@ import { DRIVERS } from './domain.js';
 import { hwptPagingAlloc, hwptPut } from './hwpt.js';
 import { checkNestedAttach, hwptDescriptor, hwptIoas } from './hwpt-nested.js';
 import type { AttachableHwpt, DeviceObject, IommuKind, Range } from './objects.js';
+import { checkViommuAttach, vdeviceRevoke } from './viommu.js';
 
 /** Arguments of device bind. */
 export interface BindArgs {
@@ -53,6 +54,7 @@ export function deviceBind(ctx: IommufdCtx, a: BindArgs): number {
       slot,
       rid: undefined,
       pasids: new Map(),
+      vdevice: undefined,
     };
     ctx.objects.finalize(dev);
     if (a.sid === undefined) ctx.nextSid = sid + 1;
@@ -61,9 +63,14 @@ export function deviceBind(ctx: IommufdCtx, a: BindArgs): number {
   });
 }
 
-/** Unbinds a device: detaches the RID and every PASID, then destroys it. */
+/**
+ * Unbinds a device: its vDEVICE is destroyed and its id left a tombstone (ENOENT from then on, not
+ * reused until the fd closes), as iommufd_device_pre_destroy does; then the RID and every PASID
+ * are detached, and the device is destroyed.
+ */
 export function deviceUnbind(ctx: IommufdCtx, devId: number): void {
   const dev = ctx.objects.get(devId, 'device');
+  vdeviceRevoke(ctx, dev);
   for (const pasid of [...dev.pasids.keys()]) deviceDetach(ctx, dev, pasid);
   deviceDetach(ctx, dev, NO_PASID);
   dev.users--;
@@ -92,8 +99,10 @@ function checkPasid(dev: DeviceObject, pasid: number): void {
 /** `iommufd_hwpt_pasid_compat`, plus the dirty-tracking and driver checks of attach. */
 function checkCompat(dev: DeviceObject, pasid: number, hwpt: AttachableHwpt): void {
   if (hwpt.kind !== dev.kind) throw new IommufdError('EINVAL', `HWPT ${hwpt.id} belongs to another IOMMU driver`);
-  if (hwpt.type === 'hwpt-nested') checkNestedAttach(hwpt);
-  else if (hwpt.dirtyTracking && !dev.dirtyTracking)
+  if (hwpt.type === 'hwpt-nested') {
+    checkViommuAttach(hwpt, dev);
+    checkNestedAttach(hwpt);
+  } else if (hwpt.dirtyTracking && !dev.dirtyTracking)
     throw new IommufdError('EINVAL', `device ${dev.id} cannot track dirty pages`);
   if (pasid === NO_PASID) {
     if (!hwpt.pasidCompat && dev.pasids.size > 0) {

@@ -101,10 +101,12 @@ export function hwptNestedAlloc(
       id,
       users: 1,
       parent,
+      viommu: undefined,
       kind: dev.kind,
       dataType: dataType,
       iotlb: vtd === undefined ? new Array<number>(MOCK_NESTED_IOTLB_SLOTS).fill(iotlb) : [],
       vtd,
+      vste: undefined,
       descriptor,
       pasidCompat,
     };
@@ -150,7 +152,8 @@ function vtdS1Config(data: unknown): VtdS1Config {
   };
 }
 
-function selftestIotlb(data: unknown): number {
+/** The data of a `selftest` nested HWPT: `{ iotlb: u32 }`, the initial value of its IOTLB slots (EINVAL otherwise). */
+export function selftestIotlb(data: unknown): number {
   const iotlb = (data as { iotlb?: unknown } | null)?.iotlb;
   if (
     typeof data !== 'object' ||
@@ -207,7 +210,10 @@ export function checkNestedAttach(hwpt: HwptNestedObject): void {
     throw new IommufdError('EINVAL', 'the host unit has no extended accessed flag (ECAP.EAFS = 0)');
 }
 
-/** Destroys a nested HWPT: its descriptor is retired and its parent's reference drops. */
+/**
+ * Destroys a nested HWPT: its descriptor is retired and its parent's reference drops (its
+ * vIOMMU's, for one allocated on a vIOMMU).
+ */
 export function hwptNestedDestroy(ctx: IommufdCtx, hwpt: HwptNestedObject): void {
   if (hwpt.descriptor !== 0) {
     ctx.iotlb?.flushTag(hwpt.descriptor);
@@ -215,7 +221,8 @@ export function hwptNestedDestroy(ctx: IommufdCtx, hwpt: HwptNestedObject): void
     hwpt.parent.domain.nested.delete(hwpt.descriptor);
     ctx.memory.retireOther(hwpt.descriptor);
   }
-  hwpt.parent.users--;
+  if (hwpt.viommu !== undefined) hwpt.viommu.users--;
+  else hwpt.parent.users--;
   ctx.objects.remove(hwpt.id);
 }
 
@@ -223,7 +230,10 @@ export function hwptNestedDestroy(ctx: IommufdCtx, hwpt: HwptNestedObject): void
  * IOMMU_HWPT_INVALIDATE (reference/iommufd.md §2, §3): the target must be a nested HWPT (ENOENT
  * if missing, EINVAL for another type); the data type must be the HWPT's (EINVAL); entries run in
  * order, and the first bad one stops the call with its errno and the count of entries that took
- * effect. Returns the number of entries handled; no entries only probes the data type.
+ * effect. Returns the number of entries handled; no entries only probes the data type. An
+ * `arm-smmuv3` nested HWPT has no invalidation of its own (EOPNOTSUPP: the kernel's SMMUv3 nested
+ * domain has no cache_invalidate_user), and a vIOMMU target is EOPNOTSUPP here until vIOMMU
+ * invalidation (the SMMUv3 CMDQ format) is implemented.
  *
  * - `selftest`: unknown flags EOPNOTSUPP, a slot above 3 EINVAL; `all` clears every slot.
  * - `vtd-s1` ({@link VtdS1Invalidation}): unknown flags EOPNOTSUPP; an address that is not 4 KiB
@@ -234,8 +244,20 @@ export function hwptNestedDestroy(ctx: IommufdCtx, hwpt: HwptNestedObject): void
  */
 export function hwptInvalidate(ctx: IommufdCtx, hwptId: number, dataType: string, entries: readonly unknown[]): number {
   const obj = ctx.objects.get(hwptId);
+  if (obj.type === 'viommu') {
+    throw new InvalidateError(
+      new IommufdError('EOPNOTSUPP', `vIOMMU ${hwptId}: vIOMMU invalidation is not implemented yet`),
+      0,
+    );
+  }
   if (obj.type !== 'hwpt-nested')
     throw new InvalidateError(new IommufdError('EINVAL', `HWPT ${hwptId} is not a nested HWPT`), 0);
+  // The SMMUv3 nested domain has no cache_invalidate_user: its invalidations go to the vIOMMU.
+  if (obj.dataType === 'arm-smmuv3')
+    throw new InvalidateError(
+      new IommufdError('EOPNOTSUPP', `an arm-smmuv3 nested HWPT is invalidated on its vIOMMU`),
+      0,
+    );
   if (dataType !== obj.dataType)
     throw new InvalidateError(new IommufdError('EINVAL', `data type ${dataType} is not this HWPT's`), 0);
   for (let i = 0; i < entries.length; i++) {

@@ -2,6 +2,7 @@ import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
 import { allocPagingDomain, DRIVERS } from './domain.js';
 import { hwptNestedAlloc } from './hwpt-nested.js';
+import { viommuHwptNestedAlloc } from './viommu.js';
 import type { AttachableHwpt, DeviceObject, HwptPagingObject, IoasObject } from './objects.js';
 
 /** HWPT_ALLOC flags. */
@@ -78,7 +79,10 @@ export function hwptPut(ctx: IommufdCtx, hwpt: AttachableHwpt): void {
   if (hwpt.type === 'hwpt-paging' && hwpt.autoDomain && hwpt.users === 1) hwptPagingDestroy(ctx, hwpt);
 }
 
-/** IOMMU_HWPT_ALLOC. */
+/**
+ * IOMMU_HWPT_ALLOC: `ptId` an IOAS (a paging HWPT), a nest-parent paging HWPT (a nested HWPT), or
+ * a vIOMMU (a nested HWPT built by the vIOMMU's driver: `arm-smmuv3` vSTE or `selftest` data).
+ */
 export function hwptAlloc(
   ctx: IommufdCtx,
   a: {
@@ -124,6 +128,9 @@ export function hwptAlloc(
     if (a.faultId !== undefined) throw new IommufdError('ENOENT', `no fault queue with id ${a.faultId}`);
     return hwptNestedAlloc(ctx, dev, pt, dataType, a.data, flags.pasid === true);
   }
+  if (pt.type === 'viommu') {
+    return viommuHwptNestedAlloc(ctx, dev, pt, { flags, dataType, data: a.data, faultId: a.faultId });
+  }
   // Nested-on-nested, or an object of another type.
-  throw new IommufdError('EINVAL', `ptId ${a.ptId} is not an IOAS or a paging HWPT`);
+  throw new IommufdError('EINVAL', `ptId ${a.ptId} is not an IOAS, a paging HWPT or a vIOMMU`);
 }

@@ -23,7 +23,8 @@ export {
 } from './device.js';
 export { destroy, destroyAll, option, snapshot } from './main.js';
 export { DRIVERS, type IommuDriver } from './domain.js';
-export type { IommuKind, Range, ObjectType } from './objects.js';
+export type { ArmVste, IommuKind, Range, ObjectType, ViommuType } from './objects.js';
+export { viommuAlloc, vdeviceAlloc, viommuFindDev, viommuInfo, type ArmSmmuv3Data, type ViommuInfo } from './viommu.js';
 export {
   hwptInvalidate,
   HOST_VTD_NESTING,

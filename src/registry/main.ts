@@ -5,6 +5,7 @@ import { hwptPagingDestroy } from './hwpt.js';
 import { hwptDescriptor, hwptNestedDestroy } from './hwpt-nested.js';
 import { ioasDestroy, ioasOptionHugePages } from './ioas.js';
 import type { IommufdObject } from './objects.js';
+import { vdeviceDestroy, viommuDestroy } from './viommu.js';
 
 /** Destroy, per object kind (keep sorted). */
 const DESTROY_OPS: DestroyOps = {
@@ -12,6 +13,8 @@ const DESTROY_OPS: DestroyOps = {
   'hwpt-nested': hwptNestedDestroy,
   'hwpt-paging': hwptPagingDestroy,
   ioas: ioasDestroy,
+  vdevice: vdeviceDestroy,
+  viommu: viommuDestroy,
 };
 
 function destroyObject(ctx: IommufdCtx, obj: IommufdObject): void {
@@ -95,7 +98,26 @@ export function snapshot(ctx: IommufdCtx): unknown {
             tableFrames: o.domain.table.tableFrames(),
           };
         case 'hwpt-nested':
-          return { id: o.id, type: o.type, users: o.users, parent: o.parent.id, iotlb: [...o.iotlb] };
+          return {
+            id: o.id,
+            type: o.type,
+            users: o.users,
+            parent: o.parent.id,
+            iotlb: [...o.iotlb],
+            ...(o.viommu === undefined ? {} : { viommu: o.viommu.id }),
+            ...(o.vste === undefined ? {} : { vste: o.vste.ste.map(hex) }),
+          };
+        case 'viommu':
+          return {
+            id: o.id,
+            type: o.type,
+            users: o.users,
+            viommuType: o.viommuType,
+            parent: o.parent.id,
+            vmid: o.vmid,
+          };
+        case 'vdevice':
+          return { id: o.id, type: o.type, users: o.users, viommu: o.viommu.id, dev: o.dev.id, virtId: hex(o.virtId) };
         case 'device':
           return {
             id: o.id,

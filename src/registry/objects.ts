@@ -12,7 +12,7 @@ export interface PageTableHandle {
 }
 
 /** Object kinds, as IOMMUFD_OBJ_*. */
-export type ObjectType = 'ioas' | 'hwpt-paging' | 'hwpt-nested' | 'device';
+export type ObjectType = 'ioas' | 'hwpt-paging' | 'hwpt-nested' | 'device' | 'viommu' | 'vdevice';
 
 /** Device kinds: the kernel selftests' mock, Arm SMMUv3 and Intel VT-d. */
 export type IommuKind = 'mock' | 'smmuv3' | 'vtd';
@@ -94,19 +94,53 @@ export interface VtdS1Config {
   addrWidth: number;
 }
 
+/**
+ * The guest's Stream Table Entry of an SMMUv3 nested HWPT (`struct iommu_hwpt_arm_smmuv3`), as
+ * arm_vsmmu_alloc_domain_nested keeps it, decoded. Only the fields a nested vSTE may set exist.
+ */
+export interface ArmVste {
+  /** The two little-endian words as stored: all zero for V = 0, EATS cleared in word 1 (the host sets it). */
+  ste: readonly [bigint, bigint];
+  /** STE.V. A non-valid vSTE is installed as an abort STE, so that the guest sees C_BAD_STE. */
+  valid: boolean;
+  /** STE.Config: abort (0), bypass (4: stage 2 only) or s1-trans (5: the guest's CD table over stage 2). */
+  config: 'abort' | 'bypass' | 's1-trans';
+  /** STE.S1Fmt (bits 5:4 of word 0). */
+  s1Fmt: number;
+  /** STE.S1ContextPtr: the guest-physical address of the CD table (bits 51:6 of word 0). */
+  s1ContextPtr: bigint;
+  /** STE.S1CDMax (bits 63:59 of word 0). */
+  s1CdMax: number;
+  /** STE.S1DSS, S1CIR, S1COR, S1CSH (bits 1:0, 3:2, 5:4, 7:6 of word 1). */
+  s1Dss: number;
+  s1Cir: number;
+  s1Cor: number;
+  s1Csh: number;
+  /** STE.S1STALLD (bit 27 of word 1). */
+  s1Stalld: boolean;
+  /** STE.EATS as the guest wrote it: abort (0) or trans (1). */
+  eats: 'abort' | 'trans';
+  /** Whether ATS is enabled for the device: only for s1-trans with EATS = trans. */
+  enableAts: boolean;
+}
+
 /** A nested HWPT (`iommufd_hwpt_nested`): user-managed stage-1 configuration over a nest parent. */
 export interface HwptNestedObject extends ObjectBase {
   type: 'hwpt-nested';
-  /** The nest-parent paging HWPT. */
+  /** The nest-parent paging HWPT (a vIOMMU-based one's: the vIOMMU's parent). */
   parent: HwptPagingObject;
+  /** The vIOMMU it was allocated on (then it holds the vIOMMU, not the parent), or undefined. */
+  viommu: ViommuObject | undefined;
   /** Which driver allocated it. */
   kind: IommuKind;
   /** The nested data type. */
-  dataType: 'selftest' | 'vtd-s1';
+  dataType: 'selftest' | 'vtd-s1' | 'arm-smmuv3';
   /** The mock nested domain's IOTLB slots (the selftest's MD_CHECK_IOTLB reads them; empty otherwise). */
   iotlb: number[];
   /** The VT-d stage-1 configuration (vtd-s1 only). */
   vtd: VtdS1Config | undefined;
+  /** The guest's vSTE (arm-smmuv3 only). */
+  vste: ArmVste | undefined;
   /** Its descriptor in the shared context tables, which is also its IOTLB tag (0: not translatable). */
   descriptor: number;
   /** Allocated with IOMMU_HWPT_ALLOC_PASID. */
@@ -142,7 +176,39 @@ export interface DeviceObject extends ObjectBase {
   rid: AttachableHwpt | undefined;
   /** HWPTs attached to PASIDs. */
   pasids: Map<number, AttachableHwpt>;
+  /** Its vDEVICE (`idev->vdev`), if one exists. */
+  vdevice: VdeviceObject | undefined;
+}
+
+/** vIOMMU types (IOMMU_VIOMMU_TYPE_*): `arm-smmuv3` on smmuv3 devices, `selftest` on mock ones. */
+export type ViommuType = 'arm-smmuv3' | 'selftest';
+
+/** A vIOMMU (`iommufd_viommu`): a slice of a physical IOMMU for one VM, over a nest parent. */
+export interface ViommuObject extends ObjectBase {
+  type: 'viommu';
+  /** IOMMU_VIOMMU_TYPE_*. */
+  viommuType: ViommuType;
+  /** The driver (physical IOMMU) it belongs to. */
+  kind: IommuKind;
+  /** The nest-parent paging HWPT (the VM's stage 2); referenced while the vIOMMU exists. */
+  parent: HwptPagingObject;
+  /** The VMID that the vIOMMU's stage-2 TLB entries and guest TLBIs carry: unique per vIOMMU, from 1. */
+  vmid: number;
+  /** Its vDEVICEs by virtual ID (`viommu->vdevs`). */
+  vdevs: Map<bigint, VdeviceObject>;
+}
+
+/** A vDEVICE (`iommufd_vdevice`): a device's guest-visible ID (vSID, vRID, vDeviceID) on a vIOMMU. */
+export interface VdeviceObject extends ObjectBase {
+  type: 'vdevice';
+  /** The vIOMMU (referenced). */
+  viommu: ViommuObject;
+  /** The device; its unbind destroys the vDEVICE and leaves the id a tombstone. */
+  dev: DeviceObject;
+  /** The virtual ID, unique within the vIOMMU. */
+  virtId: bigint;
 }
 
 /** Any object. */
-export type IommufdObject = IoasObject | HwptPagingObject | HwptNestedObject | DeviceObject;
+export type IommufdObject =
+  IoasObject | HwptPagingObject | HwptNestedObject | DeviceObject | ViommuObject | VdeviceObject;

@@ -54,6 +54,15 @@ export class ObjectTable {
     this.#free.splice(lo, 0, id);
   }
 
+  /**
+   * Unpublishes an object but keeps its id taken (the kernel's XA_ZERO_ENTRY): lookups and
+   * destroy see ENOENT, the id is not handed out again, and the table is not empty, until the fd
+   * closes. Used for a vDEVICE destroyed by its device's unbind.
+   */
+  tombstone(id: number): void {
+    if (this.#slots[id] !== undefined) this.#slots[id] = null;
+  }
+
   /** Looks up a published object, of `type` if given. ENOENT for an unknown id or a wrong type. */
   get<T extends ObjectType>(id: number, type?: T): Extract<IommufdObject, { type: T }> {
     const obj = Number.isInteger(id) && id > 0 ? this.#slots[id] : undefined;
