@@ -40,7 +40,7 @@
  *   are kind-independent but still run per kind (they are cheap).
  */
 import { expect } from 'vitest';
-import { Iommufd, IommufdError } from '../../src/index.js';
+import { Iommufd, IommufdError, InvalidateError } from '../../src/index.js';
 
 export type Fd = ReturnType<typeof Iommufd.open>;
 
@@ -192,9 +192,10 @@ export function openFd(): Fd {
 
 /**
  * Asserts that `fn` throws an IommufdError carrying `errno` (the selftest's EXPECT_ERRNO) and
- * returns the error so callers can inspect extra fields.
+ * returns the error so callers can inspect extra fields. With `entryNum`, the error must be an
+ * `InvalidateError` that counts that many entries as handled (HWPT_INVALIDATE's entry_num).
  */
-export function expectErrno(fn: () => unknown, errno: string): IommufdError {
+export function expectErrno(fn: () => unknown, errno: string, entryNum?: number): IommufdError {
   let thrown: unknown = undefined;
   let threw = false;
   try {
@@ -206,6 +207,10 @@ export function expectErrno(fn: () => unknown, errno: string): IommufdError {
   expect(threw, `expected ${errno}, but the call succeeded`).toBe(true);
   expect(thrown).toBeInstanceOf(IommufdError);
   expect(thrown).toEqual(expect.objectContaining({ errno }));
+  if (entryNum !== undefined) {
+    expect(thrown).toBeInstanceOf(InvalidateError);
+    expect((thrown as InvalidateError).entryNum).toBe(entryNum);
+  }
   return thrown as IommufdError;
 }
 

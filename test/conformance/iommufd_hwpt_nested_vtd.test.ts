@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Access, Iommufd, InvalidateError, VTD_S1_ALL_PAGES, type VtdS1Invalidation } from '../../src/index.js';
+import { Access, Iommufd, VTD_S1_ALL_PAGES, type VtdS1Invalidation } from '../../src/index.js';
 import { X86_LO } from '../../src/pgtable/index.js';
+import { expectErrno } from './helpers.js';
 
 /*
  * VT-d nested HWPTs (reference/iommufd.md §2 HWPT_ALLOC nested, §3 VTD_S1): the kernel's
@@ -13,20 +14,6 @@ const GUEST_BYTES = 4 * 2 ** 20;
 const ROOT = 0x1000; // guest-physical addresses of the first-stage tables
 const IOVA = 0x4000_0000; // where the test maps guest pages, in the device's first-stage space
 const DATA = 0x20_0000; // guest-physical pages the mappings point at
-
-function expectErrno(fn: () => unknown, errno: string, entryNum?: number): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toMatchObject({ errno });
-    if (entryNum !== undefined) {
-      expect(e).toBeInstanceOf(InvalidateError);
-      expect((e as InvalidateError).entryNum).toBe(entryNum);
-    }
-    return;
-  }
-  expect.unreachable(`expected ${errno}`);
-}
 
 /** A VM: guest RAM mapped at GPA 0 of an IOAS, a VT-d nest parent over it, and the guest's first stage. */
 class Vm {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Iommufd, InvalidateError } from '../../src/index.js';
+import { Iommufd } from '../../src/index.js';
+import { expectErrno } from './helpers.js';
 
 /*
  * vIOMMU and vDEVICE objects (reference/iommufd.md §2 IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC,
@@ -10,20 +11,6 @@ import { Iommufd, InvalidateError } from '../../src/index.js';
  */
 
 type Fd = ReturnType<typeof Iommufd.open>;
-
-function expectErrno(fn: () => unknown, errno: string, entryNum?: number): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toMatchObject({ errno });
-    if (entryNum !== undefined) {
-      expect(e).toBeInstanceOf(InvalidateError);
-      expect((e as InvalidateError).entryNum).toBe(entryNum);
-    }
-    return;
-  }
-  expect.unreachable(`expected ${errno}`);
-}
 
 /** The vIOMMU types and the device kinds whose drivers offer them. */
 const TYPES = [
