@@ -16,6 +16,7 @@ import {
 import { DomainFormat } from '../translate/index.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
+import { flushDescriptor, invalidateDescriptorRange, publishDescriptor, retireDescriptor } from './descriptors.js';
 import type { IommuKind, PagingDomain } from './objects.js';
 
 /** What each IOMMU kind offers: geometry, reserved regions, hw info. */
@@ -87,11 +88,7 @@ class TableDomain implements PagingDomain {
     this.#ctx = ctx;
     try {
       ctx.faults.step('publish domain descriptor');
-      const d = ctx.tables.publishDomain(format, table.rootPa, walkConfig);
-      if (d < 0) throw new IommufdError('ENOMEM', 'domain descriptor table is full');
-      // The descriptor index is the IOTLB tag: a reused index starts from the current clock.
-      ctx.iotlb?.resetTag(d);
-      this.descriptor = d;
+      this.descriptor = publishDescriptor(ctx, format, table.rootPa, walkConfig);
     } catch (e) {
       table.free();
       throw e;
@@ -109,28 +106,20 @@ class TableDomain implements PagingDomain {
    */
   unmap(iova: bigint, length: bigint): bigint {
     const n = this.table.unmap(Number(iova), Number(length));
-    const ctx = this.#ctx;
-    ctx.iotlb?.invalidateRange(this.descriptor, Number(iova), Number(length));
-    // Then the ATCs of the ATS devices on this domain, as the kernel flushes device TLBs itself.
-    const ats = ctx.atsDevices.get(this.descriptor);
-    if (ats !== undefined) for (const tag of ats) ctx.atc?.invalidateRange(tag, Number(iova), Number(length));
+    // The IOTLB, then the ATCs of the ATS devices on this domain, as the kernel flushes device
+    // TLBs itself.
+    invalidateDescriptorRange(this.#ctx, this.descriptor, Number(iova), Number(length));
     // A nest parent's change reaches every nested domain over it: their entries combine both
     // stages and are not indexed by guest-physical page, so each is flushed whole, as the Intel
     // driver's parent_domain_flush flushes its nested domains' caches.
-    for (const d of this.nested) {
-      ctx.iotlb?.flushTag(d);
-      const nestedAts = ctx.atsDevices.get(d);
-      if (nestedAts !== undefined) for (const tag of nestedAts) ctx.atc?.flushAsid(tag);
-    }
+    for (const d of this.nested) flushDescriptor(this.#ctx, d);
     return BigInt(n);
   }
 
   /** Frees the table and retires the descriptor; the IOTLB forgets the tag with one epoch store. */
   free(): void {
-    this.#ctx.iotlb?.flushTag(this.descriptor);
-    this.#ctx.atsDevices.delete(this.descriptor);
+    retireDescriptor(this.#ctx, this.descriptor); // reused only after the grace period
     this.table.free();
-    this.#ctx.memory.retireOther(this.descriptor);
   }
 }
 

@@ -1,7 +1,9 @@
 import { CFG, cfgInputSize, packWalkConfig } from '../pgtable/index.js';
 import { DomainFormat } from '../translate/index.js';
+import { argU64OrInt, U64_MAX } from '../util/args.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
+import { flushDescriptor, invalidateDescriptorRange, publishDescriptor, retireDescriptor } from './descriptors.js';
 import type {
   AttachableHwpt,
   DeviceObject,
@@ -41,7 +43,7 @@ export interface VtdS1Invalidation {
 }
 
 /** U64_MAX: "every page" in a VT-d stage-1 invalidation. */
-export const VTD_S1_ALL_PAGES = 2n ** 64n - 1n;
+export const VTD_S1_ALL_PAGES = U64_MAX;
 
 /**
  * What the host VT-d unit under the registry supports for nesting, as its ECAP/CAP would say:
@@ -136,9 +138,8 @@ function vtdS1Config(data: unknown): VtdS1Config {
     if (k !== 'sre' && k !== 'eafe' && k !== 'wpe') throw new IommufdError('EOPNOTSUPP', `unknown vtd-s1 flag ${k}`);
     if (typeof f[k] !== 'boolean') throw new IommufdError('EINVAL', `vtd-s1 flag ${k} must be a boolean`);
   }
-  const addr = u64(d.pgtblAddr);
-  if (addr === undefined || addr >= 2n ** 52n)
-    throw new IommufdError('EINVAL', 'vtd-s1 pgtblAddr must be a u64 below 2^52');
+  const addr = argU64OrInt('vtd-s1 pgtblAddr', d.pgtblAddr);
+  if (addr >= 2n ** 52n) throw new IommufdError('EINVAL', 'vtd-s1 pgtblAddr must be below 2^52');
   const width = d.addrWidth;
   if (typeof width !== 'number' || !Number.isInteger(width) || width < 0 || width > 0xffff_ffff) {
     throw new IommufdError('EINVAL', 'vtd-s1 addrWidth must be a u32');
@@ -168,13 +169,6 @@ export function selftestIotlb(data: unknown): number {
   return iotlb;
 }
 
-/** A u64 given as a bigint or a safe integer, or undefined. */
-function u64(v: unknown): bigint | undefined {
-  if (typeof v === 'bigint') return v >= 0n && v < 2n ** 64n ? v : undefined;
-  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
-  return undefined;
-}
-
 /** Publishes the descriptor of a VT-d nested domain: the guest's first stage over `parent`. */
 function publishVtdNested(ctx: IommufdCtx, parent: HwptPagingObject, vtd: VtdS1Config): number {
   const levels = vtd.addrWidth === 57 ? 5 : 4;
@@ -186,9 +180,7 @@ function publishVtdNested(ctx: IommufdCtx, parent: HwptPagingObject, vtd: VtdS1C
     // First-stage walks set A and D as the hardware does; scalable-mode fault codes.
     CFG.SCALABLE | CFG.SET_AD | (vtd.sre ? CFG.SRE : 0) | (vtd.wpe ? 0 : CFG.WP_OFF),
   );
-  const d = ctx.tables.publishDomain(DomainFormat.VtdNested, vtd.pgtblAddr, cfg, parent.domain.descriptor);
-  if (d < 0) throw new IommufdError('ENOMEM', 'domain descriptor table is full');
-  ctx.iotlb?.resetTag(d);
+  const d = publishDescriptor(ctx, DomainFormat.VtdNested, vtd.pgtblAddr, cfg, parent.domain.descriptor);
   parent.domain.nested.add(d);
   return d;
 }
@@ -216,10 +208,8 @@ export function checkNestedAttach(hwpt: HwptNestedObject): void {
  */
 export function hwptNestedDestroy(ctx: IommufdCtx, hwpt: HwptNestedObject): void {
   if (hwpt.descriptor !== 0) {
-    ctx.iotlb?.flushTag(hwpt.descriptor);
-    ctx.atsDevices.delete(hwpt.descriptor);
     hwpt.parent.domain.nested.delete(hwpt.descriptor);
-    ctx.memory.retireOther(hwpt.descriptor);
+    retireDescriptor(ctx, hwpt.descriptor);
   }
   if (hwpt.viommu !== undefined) hwpt.viommu.users--;
   else hwpt.parent.users--;
@@ -303,23 +293,11 @@ function vtdS1Entry(
 ): void {
   if (Object.keys(flags).some((k) => k !== 'leaf'))
     throw new IommufdError('EOPNOTSUPP', 'unknown vtd-s1 invalidation flag');
-  const addr = u64(e['addr']);
-  const npages = u64(e['npages']);
-  if (addr === undefined || npages === undefined) throw new IommufdError('EINVAL', 'addr and npages must be u64');
+  const addr = argU64OrInt('addr', e['addr']);
+  const npages = argU64OrInt('npages', e['npages']);
   if (addr % 4096n !== 0n) throw new IommufdError('EINVAL', `addr 0x${addr.toString(16)} is not 4 KiB aligned`);
   if (npages === VTD_S1_ALL_PAGES && addr !== 0n)
     throw new IommufdError('EINVAL', 'npages U64_MAX needs addr 0 (everything)');
-  const d = obj.descriptor;
-  const ats = ctx.atsDevices.get(d);
-  const end = addr + npages * 4096n;
-  if (npages === VTD_S1_ALL_PAGES || end > 2n ** 53n) {
-    ctx.iotlb?.flushTag(d);
-    if (ats !== undefined) for (const tag of ats) ctx.atc?.flushAsid(tag);
-    return;
-  }
-  if (npages === 0n) return;
-  const a = Number(addr);
-  const len = Number(npages) * 4096;
-  ctx.iotlb?.invalidateRange(d, a, len);
-  if (ats !== undefined) for (const tag of ats) ctx.atc?.invalidateRange(tag, a, len);
+  if (npages === VTD_S1_ALL_PAGES || addr + npages * 4096n > 2n ** 53n) flushDescriptor(ctx, obj.descriptor);
+  else if (npages !== 0n) invalidateDescriptorRange(ctx, obj.descriptor, Number(addr), Number(npages) * 4096);
 }

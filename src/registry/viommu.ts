@@ -1,3 +1,4 @@
+import { U64_MAX } from '../util/args.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
 import { selftestIotlb } from './hwpt-nested.js';
@@ -190,7 +191,6 @@ const CFG_BYPASS = 4n;
 const CFG_S1_TRANS = 5n;
 const EATS_ABT = 0n;
 const EATS_TRANS = 1n;
-const U64_MAX = (1n << 64n) - 1n;
 
 /**
  * arm_smmu_validate_vste, then what arm_vsmmu_alloc_domain_nested keeps. The data must be

@@ -5,7 +5,8 @@ import { IommufdError } from './errors.js';
  * IommufdError EINVAL that names the argument, never a TypeError from deep inside.
  */
 
-const U64_MAX = (1n << 64n) - 1n;
+/** 2^64 − 1, the largest u64 (the kernel's U64_MAX). */
+export const U64_MAX = (1n << 64n) - 1n;
 
 function describe(v: unknown): string {
   return typeof v === 'bigint' ? `${v}n` : typeof v === 'string' ? JSON.stringify(v) : String(v);
@@ -32,6 +33,15 @@ export function argU64(name: string, v: unknown): bigint {
   if (typeof v !== 'bigint' || v < 0n || v > U64_MAX)
     throw new IommufdError('EINVAL', `${name} must be a bigint in [0, 2^64), got ${describe(v)}`);
   return v;
+}
+
+/**
+ * A u64 given as a bigint or as a non-negative safe integer (entry fields of vendor data, which
+ * callers write either way), as a bigint; EINVAL otherwise.
+ */
+export function argU64OrInt(name: string, v: unknown): bigint {
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  return argU64(name, v);
 }
 
 /** An optional u64. */

@@ -5,8 +5,9 @@
 // the host with the two-stage walk.
 import { afterEach, describe, expect, it } from 'vitest';
 import { VtdGuestDriver, type VtdGuestDriverOptions } from '../../src/guest/vtd/index.js';
-import { pasidIotlbPages } from '../../src/guest/vtd/invalidations.js';
+import { iotlbGlobal, pasidCache, pasidIotlbPages, PC_GRAN } from '../../src/guest/vtd/invalidations.js';
 import { VTD_REG } from '../../src/vendor/vtd/regs-defs.js';
+import { SM_CONTEXT_ENTRY } from '../../src/vendor/vtd/structures.js';
 import { Access, Iommufd } from '../../src/index.js';
 import type { VtdIommuOptions } from '../../src/vendor/vtd/iommu.js';
 
@@ -112,6 +113,54 @@ describe('a host device assigned to a VT-d guest', () => {
     expect(fd.translate(dev, iova, Access.Read)).toBeLessThan(0);
   });
 
+  it("a global IOTLB invalidation reaches every nested HWPT as 'everything'", () => {
+    const s = setup();
+    const { fd, unit, drv, dev } = s;
+    drv.probe();
+    drv.attach(SID, { did: 5 });
+    const iova = 0x4000_0000;
+    drv.map(SID, iova, dataPage(s, 4), PAGE, R);
+    expect(fd.dmaRead(dev, iova, 1)[0]).toBe(4);
+    const leaf = firstStageLeaf(s, iova);
+    unit.guest.i32[leaf] = 0;
+    unit.guest.i32[leaf + 1] = 0;
+    expect(fd.dmaRead(dev, iova, 1)[0]).toBe(4); // cached on the host
+    const before = unit.stats().assigned.forwarded;
+    drv.queue.submit([iotlbGlobal({ dr: 0, dw: 0 })]);
+    expect(unit.stats().assigned.forwarded).toBe(before + 1);
+    expect(fd.translate(dev, iova, Access.Read)).toBeLessThan(0);
+  });
+
+  it('a PASID the guest configures and names in a PASID-cache invalidation is attached on the host', () => {
+    const s = setup({ pasidWidth: 8 }); // ECAP.PASID: the context entry may enable PASIDs
+    const { fd, unit, drv, dev } = s;
+    drv.probe();
+    drv.attach(SID, { did: 5 });
+    const iova = 0x4000_0000;
+    drv.map(SID, iova, dataPage(s, 0x77), PAGE, R);
+    // PASID 5: a copy of the RID_PASID entry (the same first-stage table and DID).
+    const entry0 = pasidEntry(s, 0);
+    const entry5 = pasidEntry(s, 5);
+    expect(fd.translate(dev, iova, Access.Read, 5)).toBeLessThan(0); // nothing attached to PASID 5
+    // The guest enables PASIDs in the context entry (PASIDE), as a driver binding a PASID does.
+    unit.guest.i32[contextEntry(s)] = unit.guest.i32[contextEntry(s)]! | SM_CONTEXT_ENTRY.PASIDE;
+    for (let w = 1; w < 16; w++) unit.guest.i32[entry5 + w] = unit.guest.i32[entry0 + w]!;
+    unit.guest.i32[entry5] = unit.guest.i32[entry0]!;
+    const attaches = unit.stats().assigned.hostAttaches;
+    drv.queue.submit([pasidCache(5, PC_GRAN.PasidSelective, 5)]);
+    expect(unit.stats().assigned.hostAttaches).toBe(attaches + 1);
+    expect(fd.dmaRead(dev, iova, 1, { pasid: 5 })[0]).toBe(0x77);
+    // Its invalidations are PASID 5's: one for PASID 0 leaves it cached.
+    const leaf = firstStageLeaf(s, iova);
+    unit.guest.i32[leaf] = 0;
+    unit.guest.i32[leaf + 1] = 0;
+    drv.queue.submit([pasidIotlbPages(5, 0, iova, 0, false)]);
+    expect(fd.translate(dev, iova, Access.Read)).toBeLessThan(0);
+    expect(fd.dmaRead(dev, iova, 1, { pasid: 5 })[0]).toBe(0x77);
+    drv.queue.submit([pasidIotlbPages(5, 5, iova, 0, false)]);
+    expect(fd.translate(dev, iova, Access.Read, 5)).toBeLessThan(0);
+  });
+
   it('a guest second-stage domain cannot be nested on the host: the device stays blocked and it is counted', () => {
     const s = setup({}, { firstLevel: false });
     s.drv.probe();
@@ -139,14 +188,24 @@ describe('a host device assigned to a VT-d guest', () => {
   });
 });
 
+/** The int32 index, in guest memory, of SID's scalable-mode context entry. */
+function contextEntry(s: ReturnType<typeof setup>): number {
+  const rta = Number(BigInt(s.unit.mmioRead(VTD_REG.RTADDR, 8)) & ~0xfffn);
+  return (((s.unit.guest.i32[(rta + (SID >>> 8) * 16) / 4]! & ~0xfff) >>> 0) + (SID & 0x7f) * 32) / 4;
+}
+
+/** The int32 index, in guest memory, of SID's PASID entry `pasid` (context entry → directory → table). */
+function pasidEntry(s: ReturnType<typeof setup>, pasid: number): number {
+  const i32 = s.unit.guest.i32;
+  const ptr = (at: number): number => (i32[at / 4]! & ~0xfff) >>> 0;
+  return (ptr(ptr(contextEntry(s) * 4)) + pasid * 64) / 4;
+}
+
 /** The int32 index, in guest memory, of the first-stage leaf entry of `iova` for SID's RID_PASID. */
 function firstStageLeaf(s: ReturnType<typeof setup>, iova: number): number {
   const i32 = s.unit.guest.i32;
   const ptr = (at: number): number => (i32[at / 4]! & ~0xfff) >>> 0;
-  const rta = Number(BigInt(s.unit.mmioRead(VTD_REG.RTADDR, 8)) & ~0xfffn);
-  const ctx = ptr(rta + (SID >>> 8) * 16) + (SID & 0x7f) * 32;
-  const pasidTable = ptr(ptr(ctx));
-  let t = ptr(pasidTable + 16); // PASID entry 0, FLPTPTR in qword 2
+  let t = ptr(pasidEntry(s, 0) * 4 + 16); // FLPTPTR in qword 2
   for (let level = 0; level < 3; level++) t = ptr(t + (Math.floor(iova / 2 ** (39 - 9 * level)) % 512) * 8);
   return t / 4 + (Math.floor(iova / PAGE) % 512) * 2;
 }

@@ -4,7 +4,9 @@
  * (src/vendor/vtd/descriptors.ts), and the page-selective mask arithmetic of
  * `iommu_flush_iotlb_psi` (reference/viommu-queues.md §2.2, §4.2).
  */
-import { DescType, type DescriptorFields } from '../../vendor/vtd/descriptors.js';
+import { DescType, GRAN, PC_GRAN, PIOTLB_GRAN, type DescriptorFields } from '../../vendor/vtd/descriptors.js';
+
+export { GRAN, PC_GRAN };
 
 /** One descriptor to queue: its type and its fields (absent fields are 0). */
 export interface QueuedDescriptor {
@@ -23,14 +25,8 @@ export interface RawDescriptor {
 /** Anything the queue accepts. */
 export type QueueEntry = QueuedDescriptor | RawDescriptor;
 
-/** Granularities of the context-cache (0x1) and IOTLB (0x2) descriptors (Linux `QI_*_GRAN`). */
-export const GRAN = { Global: 1, Domain: 2, Selective: 3 } as const;
-
-/** PASID-cache (0x7) granularities (Linux `QI_PC_*`). */
-export const PC_GRAN = { AllPasids: 0, PasidSelective: 1, Global: 3 } as const;
-
 /** PASID-IOTLB (0x6) granularity of "every page of one PASID" (Linux `QI_GRAN_NONG_PASID`). */
-export const PIOTLB_GRAN_ALL = 2;
+export const PIOTLB_GRAN_ALL = PIOTLB_GRAN.Pasid;
 
 /** `MAX_AGAW_PFN_WIDTH`: the device-TLB mask Linux uses for "the whole device TLB". */
 export const DEV_TLB_ALL_MASK = 52;
@@ -101,7 +97,7 @@ export function pasidCache(did: number, granularity: number, pasid: number): Que
 }
 
 /** The PASID-based IOTLB invalidation's page-selective-within-PASID granularity. */
-export const PIOTLB_GRAN_PSI = 3;
+export const PIOTLB_GRAN_PSI = PIOTLB_GRAN.Pages;
 
 /** `qi_flush_piotlb(iommu, did, pasid, addr, 2^mask pages, ih)`: a naturally aligned block of one PASID. */
 export function pasidIotlbPages(did: number, pasid: number, addr: number, mask: number, ih: boolean): QueuedDescriptor {

@@ -19,7 +19,7 @@
  * The configuration is re-read when the guest invalidates the context or PASID cache, and when it
  * sets the root table or toggles translation, which is when a real unit may re-read it too.
  */
-import type { VtdS1Data, VtdS1Invalidation } from '../../registry/index.js';
+import { VTD_S1_ALL_PAGES, type VtdS1Data, type VtdS1Invalidation } from '../../registry/index.js';
 import { IommufdError } from '../../util/errors.js';
 import { Access } from '../../pgtable/index.js';
 import { CONFIG_FLAG, RequestKind, VTD_RESOLVED, VtdConfig, type VtdResolver } from './resolve.js';
@@ -81,7 +81,8 @@ interface Assignment {
 }
 
 const RID = -1;
-const U64_MAX = 2n ** 64n - 1n;
+/** The key of a configuration the host cannot nest (guest second-stage or nested tables). */
+const UNSUPPORTED = 'unsupported';
 
 /** The assigned devices of one VT-d unit. */
 export class VtdAssignments {
@@ -90,7 +91,7 @@ export class VtdAssignments {
   readonly #translating: () => boolean;
   readonly #cfg = new VtdConfig();
   readonly #bySid = new Map<number, Assignment>();
-  readonly #stats: VtdAssignmentStats = { syncs: 0, hostAttaches: 0, forwarded: 0, unsupported: 0, errors: 0 };
+  readonly #stats = VtdAssignments.emptyStats();
   /** The last host error, for the VMM's log. */
   lastError: string | undefined;
 
@@ -104,6 +105,11 @@ export class VtdAssignments {
   /** Whether any device is assigned (the unit skips the forwarding work otherwise). */
   get active(): boolean {
     return this.#bySid.size > 0;
+  }
+
+  /** All-zero counters (a unit without assignments reports these). */
+  static emptyStats(): VtdAssignmentStats {
+    return { syncs: 0, hostAttaches: 0, forwarded: 0, unsupported: 0, errors: 0 };
   }
 
   /** Counters. */
@@ -165,7 +171,10 @@ export class VtdAssignments {
     for (const a of this.#bySid.values()) {
       for (const b of a.bindings.values()) {
         if (b.state !== 'nested' || b.did !== did || b.guestPasid !== pasid) continue;
-        this.#invalidate(b, pages === 0 ? { addr: 0, npages: U64_MAX } : { addr, npages: pages, flags: { leaf } });
+        this.#invalidate(
+          b,
+          pages === 0 ? { addr: 0, npages: VTD_S1_ALL_PAGES } : { addr, npages: pages, flags: { leaf } },
+        );
       }
     }
   }
@@ -173,7 +182,8 @@ export class VtdAssignments {
   /** Forwards "everything" to every nested HWPT (a global IOTLB invalidation). */
   forwardAll(): void {
     for (const a of this.#bySid.values()) {
-      for (const b of a.bindings.values()) if (b.state === 'nested') this.#invalidate(b, { addr: 0, npages: U64_MAX });
+      for (const b of a.bindings.values())
+        if (b.state === 'nested') this.#invalidate(b, { addr: 0, npages: VTD_S1_ALL_PAGES });
     }
   }
 
@@ -203,6 +213,7 @@ export class VtdAssignments {
     const want = this.#desired(a, pasid);
     const have = a.bindings.get(pasid);
     if (have !== undefined && have.key === want.key) return;
+    if (want.key === UNSUPPORTED) this.#stats.unsupported++; // once per configuration, not per re-read
     const opts = pasid === RID ? undefined : { pasid };
     const host = this.#host;
     try {
@@ -246,10 +257,7 @@ export class VtdAssignments {
     const c = this.#cfg;
     if (this.#resolver.resolve(a.sid, pasid, Access.Read, RequestKind.Untranslated, c) !== VTD_RESOLVED) return blocked;
     if (c.type === PGTT.PassThrough) return { state: 'parent', did: c.did, guestPasid: c.pasid, key: 'pt' };
-    if (c.type !== PGTT.FirstStage) {
-      this.#stats.unsupported++;
-      return blocked;
-    }
+    if (c.type !== PGTT.FirstStage) return { ...blocked, key: UNSUPPORTED };
     const flags = {
       sre: (c.flags & CONFIG_FLAG.SRE) !== 0,
       wpe: (c.flags & CONFIG_FLAG.WPE) !== 0,

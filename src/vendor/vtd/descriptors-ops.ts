@@ -3,7 +3,7 @@
  * descriptor asks of the shared caches (reference/viommu-queues.md §2.2, §3.3, §6.2).
  */
 import { Op, OpFlag, type OpList } from '../../ops/index.js';
-import { DescType, Field, type VtdDescriptor } from './descriptors.js';
+import { DescType, Field, GRAN, PC_GRAN, PIOTLB_GRAN, type VtdDescriptor } from './descriptors.js';
 
 /** How the vendor model names its keys for a guest's DIDs and SIDs. */
 export interface VtdTagMap {
@@ -101,18 +101,18 @@ export function descriptorToOps(d: VtdDescriptor, map: VtdTagMap, seq: number, o
   const g = f[Field.g]!;
   switch (d.type) {
     case DescType.ContextCache:
-      if (g === 1) ops.push(Op.CfgAll, seq);
-      else if (g === 2) ops.push(Op.CfgDid, seq, f[Field.did]);
+      if (g === GRAN.Global) ops.push(Op.CfgAll, seq);
+      else if (g === GRAN.Domain) ops.push(Op.CfgDid, seq, f[Field.did]);
       else return pushContextDevice(ops, seq, f[Field.sid]!, f[Field.fm]!);
       return 1;
     case DescType.Iotlb: {
-      if (g === 1) {
+      if (g === GRAN.Global) {
         ops.push(Op.IotlbAll, seq);
         return 1;
       }
       const tag = map.tagOf(f[Field.did]!);
       if (tag < 0) return 0;
-      if (g === 2) ops.push(Op.IotlbTag, seq, tag, 0, 0, 0, BOTH_STAGES);
+      if (g === GRAN.Domain) ops.push(Op.IotlbTag, seq, tag, 0, 0, 0, BOTH_STAGES);
       else {
         const flags = (f[Field.ih]! !== 0 ? OpFlag.Leaf : 0) | BOTH_STAGES;
         pushRange(ops, Op.IotlbRangeAllAsid, seq, tag, 0, f[Field.addr]!, f[Field.am]!, flags);
@@ -124,7 +124,7 @@ export function descriptorToOps(d: VtdDescriptor, map: VtdTagMap, seq: number, o
       const tag = map.tagOf(f[Field.did]!);
       if (tag < 0) return 0;
       const pasid = f[Field.pasid]!;
-      if (g === 2) ops.push(Op.IotlbAsid, seq, tag, pasid, 0, 0, OpFlag.Stage1);
+      if (g === PIOTLB_GRAN.Pasid) ops.push(Op.IotlbAsid, seq, tag, pasid, 0, 0, OpFlag.Stage1);
       else {
         const flags = (f[Field.ih]! !== 0 ? OpFlag.Leaf : 0) | OpFlag.Stage1;
         pushRange(ops, Op.IotlbRange, seq, tag, pasid, f[Field.addr]!, f[Field.am]!, flags);
@@ -132,8 +132,8 @@ export function descriptorToOps(d: VtdDescriptor, map: VtdTagMap, seq: number, o
       return 1;
     }
     case DescType.PasidCache:
-      if (g === 0) ops.push(Op.CfgDid, seq, f[Field.did]);
-      else if (g === 1) ops.push(Op.CfgDidPasid, seq, f[Field.did], f[Field.pasid]);
+      if (g === PC_GRAN.AllPasids) ops.push(Op.CfgDid, seq, f[Field.did]);
+      else if (g === PC_GRAN.PasidSelective) ops.push(Op.CfgDidPasid, seq, f[Field.did], f[Field.pasid]);
       else ops.push(Op.CfgAll, seq);
       return 1;
     case DescType.DeviceTlb: {

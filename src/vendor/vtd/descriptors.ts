@@ -274,6 +274,15 @@ export const DESCRIPTORS: readonly DescriptorSpec[] = [
   },
 ];
 
+/** G of the context-cache (0x1) and IOTLB (0x2) descriptors (Linux `QI_*_GRAN`). */
+export const GRAN = { Global: 1, Domain: 2, Selective: 3 } as const;
+
+/** G of the PASID-cache descriptor (0x7) (Linux `QI_PC_*`). */
+export const PC_GRAN = { AllPasids: 0, PasidSelective: 1, Global: 3 } as const;
+
+/** G of the PASID-based IOTLB descriptor (0x6): every page of one PASID, or a page range of it. */
+export const PIOTLB_GRAN = { Pasid: 2, Pages: 3 } as const;
+
 /** Decode status: Ok, or why the descriptor is invalid (the queue then reports IQE). */
 export const DescStatus = {
   Ok: 0,

@@ -31,7 +31,17 @@ import { InvalidationPipeline, type Completion } from '../../pipeline/index.js';
 import { DEV_ATS, DomainFormat, type ContextTables } from '../../translate/index.js';
 import { IommufdError } from '../../util/errors.js';
 import { VtdAssignments, type VtdAssignmentHost, type VtdAssignmentStats } from './assign.js';
-import { decodeDescriptor, DescStatus, DescType, Field, iqeiOf, VtdDescriptor } from './descriptors.js';
+import {
+  decodeDescriptor,
+  DescStatus,
+  DescType,
+  Field,
+  GRAN,
+  iqeiOf,
+  PC_GRAN,
+  PIOTLB_GRAN,
+  VtdDescriptor,
+} from './descriptors.js';
 import { descriptorToOps, type VtdTagMap } from './descriptors-ops.js';
 import { VtdRegisters, type VtdInterrupt, type VtdRegisterOptions } from './regs.js';
 import { IQEI } from './regs-defs.js';
@@ -325,7 +335,7 @@ export class VtdIommu {
       configHits: this.#config.hits,
       configMisses: this.#config.misses,
       config: this.#config.counters(),
-      assigned: this.#assign?.stats() ?? { syncs: 0, hostAttaches: 0, forwarded: 0, unsupported: 0, errors: 0 },
+      assigned: this.#assign?.stats() ?? VtdAssignments.emptyStats(),
     };
   }
 
@@ -447,7 +457,7 @@ export class VtdIommu {
       return;
     }
     if (this.#assign?.active === true) this.#forwardToHost(d);
-    if (d.type === DescType.Iotlb && f[Field.g] === 1) {
+    if (d.type === DescType.Iotlb && f[Field.g] === GRAN.Global) {
       // Global: every tag of this unit (not the other guests' tags that share the IOTLB). A unit
       // may have thousands of DIDs: run what is decoded so far whenever the list fills up.
       for (const tag of this.#didTags.values()) {
@@ -471,19 +481,19 @@ export class VtdIommu {
         a.resync();
         break;
       case DescType.PasidCache:
-        a.resync(f[Field.g] === 1 ? f[Field.pasid] : undefined);
+        a.resync(f[Field.g] === PC_GRAN.PasidSelective ? f[Field.pasid] : undefined);
         break;
       case DescType.PasidIotlb:
         a.forward(
           f[Field.did]!,
           f[Field.pasid]!,
           f[Field.addr]!,
-          f[Field.g] === 3 ? 2 ** f[Field.am]! : 0,
+          f[Field.g] === PIOTLB_GRAN.Pages ? 2 ** f[Field.am]! : 0,
           f[Field.ih] !== 0,
         );
         break;
       case DescType.Iotlb:
-        if (f[Field.g] === 1) a.forwardAll();
+        if (f[Field.g] === GRAN.Global) a.forwardAll();
         break;
     }
   }
