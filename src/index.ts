@@ -20,9 +20,12 @@ export {
   IovaRangesTooSmall,
   InvalidateError,
   VTD_S1_ALL_PAGES,
+  MOCK_DEV_CACHE_DEFAULT,
+  type ArmSmmuv3Command,
   type ArmSmmuv3Data,
   type ArmVste,
   type SelftestInvalidation,
+  type SelftestViommuInvalidation,
   type ViommuInfo,
   type ViommuType,
   type VtdS1Data,
@@ -51,6 +54,14 @@ export const MOCK_APERTURE_START = 1n << 24n;
 export const MOCK_APERTURE_LAST = (1n << 31n) - 1n;
 export { VtdIommu, type VtdIommuOptions, type VtdRequest, type VtdStats, type VtdBackend } from './vendor/vtd/iommu.js';
 export { VtdRegisters, type VtdInterrupt, type VtdRegisterOptions } from './vendor/vtd/regs.js';
+export {
+  SmmuIommu,
+  type SmmuBackend,
+  type SmmuIommuOptions,
+  type SmmuRequest,
+  type SmmuStats,
+} from './vendor/smmuv3/iommu.js';
+export { SmmuRegisters, type SmmuInterrupt, type SmmuRegisterOptions } from './vendor/smmuv3/regs.js';
 export {
   VtdGuestDriver,
   type VtdAttachOptions,

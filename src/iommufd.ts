@@ -7,6 +7,7 @@ import { NO_PASID, type DataPlaneHandles } from './translate/index.js';
 import { argEnum, argFlags, argId, argInt, argObject, argOptBool, argOptU64, argRanges, argU64 } from './util/args.js';
 import { IommufdError } from './util/errors.js';
 import { VtdIommu, type VtdIommuOptions } from './vendor/vtd/iommu.js';
+import { SmmuIommu, type SmmuIommuOptions } from './vendor/smmuv3/iommu.js';
 import type { FaultInjector } from './util/fail-nth.js';
 
 /** Options of {@link Iommufd.open}. */
@@ -119,7 +120,7 @@ const MAX_IOVA = 2 ** 53 - 1;
  */
 export class Iommufd {
   readonly #ctx: reg.IommufdCtx;
-  readonly #units: VtdIommu[] = [];
+  readonly #units: (VtdIommu | SmmuIommu)[] = [];
   #closed = false;
   /** Device slot by device id (the data plane's name for a device). */
   readonly #slots: number[] = [];
@@ -646,6 +647,20 @@ export class Iommufd {
       { memory: ctx.memory, tables: ctx.tables, iotlb: ctx.iotlb, atc: ctx.atc, host: this, mm: ctx.mm },
       opts,
     );
+    this.#units.push(unit);
+    return unit;
+  }
+
+  /**
+   * Creates an emulated Arm SMMUv3 with its own guest RAM (or the VMM's), sharing this context's
+   * IOTLB and device-TLB table. The VMM drives it through `mmioRead`/`mmioWrite`; devices translate
+   * and do DMA through it. Close it (or this fd) to release it. RangeError for options the
+   * architecture or the model does not allow.
+   */
+  smmuCreate(opts: SmmuIommuOptions = {}): SmmuIommu {
+    this.#live();
+    const ctx = this.#ctx;
+    const unit = new SmmuIommu({ memory: ctx.memory, tables: ctx.tables, iotlb: ctx.iotlb, atc: ctx.atc }, opts);
     this.#units.push(unit);
     return unit;
   }

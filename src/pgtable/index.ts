@@ -28,6 +28,7 @@ export { ARM_LO, ARM_HI, SMMU_EVT, PS_BITS, ATTRIDX_WB, S2_MEMATTR_WB, SH_INNER 
 export { armS1Config, armS2Config, linuxS2Sl0, type ArmWalkConfig } from './arm/config.js';
 export { armS1Codec, armS2Codec, armAddr } from './arm/codec.js';
 export { armS1Walk, armS2Walk } from './arm/walk.js';
+export { armNestedWalk } from './arm/walk-nested.js';
 export { X86_LO, X86_HI, SL_LO, SL_HI, VTD_FR, INTERRUPT_RANGE, vtdAwWidth } from './x86/desc.js';
 export { x86FirstStageCodec, vtdSecondStageCodec, x86StartLevel } from './x86/codec.js';
 export { x86FirstStageWalk, x86NestedWalk, vtdSecondStageWalk } from './x86/walk.js';

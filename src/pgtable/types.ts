@@ -76,14 +76,26 @@ export class WalkFault {
   iova = 0;
   /** After a successful walk: log2 of the leaf's size (12 for a 4 KiB page, 21 for 2 MiB …). */
   leafShift = 0;
+  /** 1 when the fault happened in the stage-2 walk of a nested walk (the SMMU event record's S2 bit), else 0. */
+  s2 = 0;
+  /**
+   * The SMMUv3 event record CLASS of a nested walk's fault (EVT_CLASS): TT (1) for a stage-2
+   * fault on a stage-1 table fetch, IN (2) for the input or output address. 0 from other walkers.
+   */
+  faultClass = 0;
+  /** With `s2` = 1: the IPA whose stage-2 translation faulted. */
+  ipa = 0;
 
-  /** Records a fault and returns its code. */
+  /** Records a fault and returns its code. Clears `s2`, `faultClass` and `ipa`: a nested walker sets them after. */
   set(code: number, level: number, reason: number, iova: number, vendor = 0): number {
     this.words[0] = code;
     this.words[1] = level;
     this.words[2] = reason;
     this.words[4] = vendor;
     this.iova = iova;
+    this.s2 = 0;
+    this.faultClass = 0;
+    this.ipa = 0;
     return code;
   }
 }

@@ -450,6 +450,11 @@ describe('SMMUv3 commands to ops', () => {
     expect(ops(Opcode.CfgiSte, { sid: 0xffff_ffff })).toEqual([op(Op.CfgSid, 0, 0xffff_ffff, 0, 1)]);
     expect(ops(Opcode.CfgiCdAll, { sid: 0x10 })).toEqual([op(Op.CfgSid, 0, 0x10, 0, 1)]);
     expect(ops(Opcode.CfgiCd, { sid: 0x10, ssid: 0x123, leaf: 1 })).toEqual([op(Op.CfgSidSsid, 0x123, 0x10)]);
+    // SSID 0 also reaches transactions without a SubstreamID (CD 0, keyed NO_SSID = -1).
+    expect(ops(Opcode.CfgiCd, { sid: 0x10, ssid: 0 })).toEqual([
+      op(Op.CfgSidSsid, 0, 0x10),
+      op(Op.CfgSidSsid, -1 >>> 0, 0x10),
+    ]);
   });
 
   it('CFGI_STE_RANGE drops the aligned block of 2^(Range+1) SIDs; Range 31 (CFGI_ALL) everything', () => {
@@ -584,6 +589,7 @@ describe('SMMUv3 commands to ops', () => {
       const fields: Partial<Record<FieldName, number>> = {};
       if (has('sid')) fields.sid = 0x8;
       if (has('tg')) Object.assign(fields, { tg: Tg.K4, ttl: 3 });
+      if (has('ssid')) fields.ssid = 1;
       const { n } = opsOf(spec.opcode, fields);
       expect(n, spec.name).toBe(unit.has(spec.opcode) ? UNIT_HANDLES : none.has(spec.opcode) ? 0 : 1);
     }

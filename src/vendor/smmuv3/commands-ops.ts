@@ -21,7 +21,8 @@
  *   for a global IOTLB flush).
  * - CFGI_STE drops the SID's STE and CDs (CfgSid of one SID; Leaf is moot: no L1 descriptors
  *   are cached). CFGI_STE_RANGE drops the aligned block of 2^(Range+1) SIDs; Range = 31
- *   (CFGI_ALL) is CfgAll. CFGI_CD is CfgSidSsid. CFGI_CD_ALL is CfgSid: the format has no
+ *   (CFGI_ALL) is CfgAll. CFGI_CD is CfgSidSsid. CFGI_CD of SSID 0 also drops the entry of transactions
+ *   without a SubstreamID (keyed NO_SSID), which use CD 0 too. CFGI_CD_ALL is CfgSid: the format has no
  *   "every SSID of a SID" op, so the STE goes too (an over-invalidation; QEMU drops the
  *   device's whole config for every CFGI_CD* as well).
  * - ATC_INV covers the naturally aligned span of 2^Size 4 KiB pages holding Addr (Size 52, or
@@ -31,6 +32,7 @@
  * - CMD_SYNC is a Barrier (CS, MSI fields stay in the decoded command for the unit);
  *   PREFETCH_* produce nothing.
  */
+import { NO_SSID } from '../../cache/config.js';
 import { Op, OpFlag, type OpList } from '../../ops/index.js';
 import { Field, Opcode, CFGI_ALL_RANGE, type SmmuCommand } from './commands.js';
 
@@ -108,9 +110,14 @@ export function commandToOps(cmd: SmmuCommand, map: SmmuTagMap, seq: number, ops
       ops.push(Op.CfgSid, seq, 0, sid - (sid % count), 0, count);
       return 1;
     }
-    case Opcode.CfgiCd:
-      ops.push(Op.CfgSidSsid, seq, f[Field.ssid], f[Field.sid]);
-      return 1;
+    case Opcode.CfgiCd: {
+      const ssid = f[Field.ssid]!;
+      ops.push(Op.CfgSidSsid, seq, ssid, f[Field.sid]);
+      if (ssid !== 0) return 1;
+      // Transactions without a SubstreamID use CD 0 as well (their key is NO_SSID).
+      ops.push(Op.CfgSidSsid, seq, NO_SSID, f[Field.sid]);
+      return 2;
+    }
     case Opcode.TlbiNhAll:
     case Opcode.TlbiNhAsid:
     case Opcode.TlbiNhVa:

@@ -1,0 +1,552 @@
+/**
+ * An emulated Arm SMMUv3 (issue 5): the register pages, the command queue in guest memory, the
+ * configuration fetch (stream table, STE, CD table, CD) through a config cache, translation of
+ * stage 1, stage 2 and nested configurations through the shared IOTLB (tagged VMID, ASID) and
+ * the devices' ATCs, and the event queue. A VMM simulator embeds it as its SMMU: the guest writes
+ * registers with `mmioWrite`, builds its tables in guest RAM and queues commands; devices do DMA
+ * with `translate`, `dmaRead` and `dmaWrite`.
+ *
+ * The command queue is consumed on the doorbell, on the calling thread (cmdq-consumer.ts), as
+ * QEMU serves the trap on the vCPU thread. Faults are terminated (the stall model is not
+ * implemented) and recorded as events (events.ts).
+ *
+ * Tags: each guest VMID has an IOTLB tag of the shared tables (a stage-1-only unit uses VMID 0);
+ * stage-1 and nested entries are tagged (VMID, ASID), stage-2-only entries (VMID, 0). Guest-
+ * physical addresses are the unit's guest RAM; stage-2 tables, CDs and stage-1 tables all live
+ * there.
+ */
+import type { Observable } from 'rxjs';
+import { ConfigCache, CONFIG_PAYLOAD_WORDS, Iotlb, NO_SSID, type ConfigCacheCounters } from '../../cache/index.js';
+import type { PhysMemory, SystemMemory } from '../../memory/index.js';
+import { GuestRam } from '../../memory/index.js';
+import type { OpList } from '../../ops/index.js';
+import {
+  Access,
+  armNestedWalk,
+  armS1Walk,
+  armS2Walk,
+  FaultReason,
+  SMMU_EVT,
+  TranslateFault,
+  WalkFault,
+} from '../../pgtable/index.js';
+import { InvalidationPipeline, type Completion } from '../../pipeline/index.js';
+import { DEV_ATS, DomainFormat, type ContextTables } from '../../translate/index.js';
+import { IommufdError } from '../../util/errors.js';
+import { CmdqConsumer, type CmdqHost, type CmdqStats } from './cmdq-consumer.js';
+import { ALL_FEATURES, Opcode, SmmuFeature, type SmmuCommand } from './commands.js';
+import type { SmmuTagMap } from './commands-ops.js';
+import { SmmuEventWriter, type SmmuEventStats } from './events.js';
+import { CR0, HTTU, OAS_ENCODING, STRTAB_FMT } from './regs-defs.js';
+import { smmuStallModel } from './regs-caps.js';
+import { SmmuRegisters, type SmmuInterrupt, type SmmuRegisterOptions, type SmmuStreamTable } from './regs.js';
+import { SMMU_ABORT, SMMU_BYPASS, SMMU_CFG_FLAG, SMMU_RESOLVED, SmmuConfig } from './resolve-config.js';
+import { ArmStage2Translator } from './resolve-stage2.js';
+import { SmmuResolver } from './resolve.js';
+import { STE_CONFIG } from './structures.js';
+import { PhysQwordReader } from '../vtd/resolve-reader.js';
+
+/** What an SMMUv3 unit needs from its iommufd context. */
+export interface SmmuBackend {
+  /** Host memory (guest RAM is carved from it). */
+  memory: SystemMemory;
+  /** The shared context tables: IOTLB tags and ATC slots come from them. */
+  tables: ContextTables;
+  /** The shared IOTLB (undefined: translations are not cached). */
+  iotlb: Iotlb | undefined;
+  /** The shared device-TLB table (undefined: no ATCs). */
+  atc: Iotlb | undefined;
+}
+
+/**
+ * Options of an emulated SMMUv3: the register options (what the ID registers advertise), and
+ * the unit's resources. The page walkers implement the 4 KiB granule only, so the unit
+ * advertises GRAN4K alone (granule16k/granule64k are refused), and it implements the terminate
+ * model only (stall is refused).
+ */
+export interface SmmuIommuOptions extends SmmuRegisterOptions {
+  /** Guest RAM bytes (a multiple of 4 KiB); default 64 MiB. Ignored when `ram` is given. */
+  guestRamBytes?: number;
+  /** Guest RAM that already exists (the VMM's). */
+  ram?: GuestRam;
+  /** Pipeline worker threads for large invalidation batches; default 0 (everything inline). */
+  threads?: number;
+  /** Config-cache entries (STE + CD per StreamID and SubstreamID); default 1024. */
+  configEntries?: number;
+}
+
+/** A device's transaction: its StreamID and, with a PASID, its SubstreamID. */
+export interface SmmuRequest {
+  /** StreamID. */
+  sid: number;
+  /** SubstreamID, or -1 / absent for a transaction without one. */
+  ssid?: number;
+}
+
+/** Counters of an SMMUv3 unit. */
+export interface SmmuStats {
+  /** The command queue consumer's counters. */
+  cmdq: CmdqStats;
+  /** The event queue writer's counters. */
+  events: SmmuEventStats;
+  /** Translations requested, and how many faulted (terminated). */
+  translations: number;
+  faults: number;
+  /** Transactions that bypassed (SMMUEN = 0 with GBPA bypass, or a bypass STE / S1DSS). */
+  bypassed: number;
+  /** IOTLB hits and misses of this unit's translations. */
+  iotlbHits: number;
+  iotlbMisses: number;
+  /** ATC hits. */
+  atcHits: number;
+  /** Config cache: hits and misses of this unit, and its table counters. */
+  configHits: number;
+  configMisses: number;
+  config: ConfigCacheCounters;
+  /** Units commands handled by the unit itself (TLBI_NSNH_ALL, EL2 TLBIs, PRI_RESP, RESUME, STALL_TERM). */
+  unitCommands: number;
+}
+
+// Config-cache payload words.
+const P_KIND = 0; // STE_CONFIG value in effect | EATS << 8
+const P_TAG = 1; // IOTLB tag of the VMID
+const P_ASID = 2;
+const P_S2_ROOT = 3;
+const P_S2_CFG = 4;
+const P_TTB0 = 5;
+const P_TTB0_CFG = 6;
+const P_FLAGS = 7; // SMMU_CFG_FLAG bits
+const EATS_SHIFT = 8;
+
+const CFG_FAULT = -2;
+const CFG_ABORTED = -3;
+/** The payload's kind for a bypassed stream. */
+const KIND_BYPASS = STE_CONFIG.Bypass;
+
+/** Every message of the unit (one place, STYLE.md). */
+const ERRORS = {
+  closed: 'this SMMUv3 unit was closed',
+  granule: (name: string) => `${name}: the page walkers implement the 4 KiB granule only`,
+  stall: 'stall: the stall model is not implemented (faults are terminated)',
+  dma: (sid: number, ssid: number, at: number, event: number) =>
+    `DMA from StreamID 0x${sid.toString(16)}${ssid >= 0 ? ` SSID ${ssid}` : ''} at 0x${at.toString(16)} faulted (SMMU event 0x${event.toString(16)})`,
+} as const;
+
+/** An emulated SMMUv3. */
+export class SmmuIommu {
+  /** The register pages. */
+  readonly regs: SmmuRegisters;
+  /** Interrupts toward the VMM (CMD_SYNC, event queue, GERROR), wired or MSI. */
+  readonly interrupts$: Observable<SmmuInterrupt>;
+  /** Barriers (CMD_SYNCs) that completed in the pipeline. */
+  readonly completions$: Observable<Completion>;
+  /** Guest RAM. */
+  readonly ram: GuestRam;
+  /** Guest RAM as guest-physical memory (address 0 = GPA 0). */
+  readonly guest: PhysMemory;
+  readonly #backend: SmmuBackend;
+  readonly #ownsRam: boolean;
+  readonly #iotlb: Iotlb;
+  readonly #config: ConfigCache;
+  readonly #pipeline: InvalidationPipeline;
+  readonly #resolver: SmmuResolver;
+  readonly #consumer: CmdqConsumer;
+  readonly #events: SmmuEventWriter;
+  readonly #cfg = new SmmuConfig();
+  readonly #payload = new Int32Array(CONFIG_PAYLOAD_WORDS);
+  readonly #fault = new WalkFault();
+  /** Guest VMID → IOTLB tag (a domain descriptor of the shared tables). */
+  readonly #vmidTags = new Map<number, number>();
+  /** SID → ATC slot, for devices registered with ATS. */
+  readonly #atsSlots = new Map<number, number>();
+  readonly #atcInvFailures = new Set<number>();
+  readonly #tagMap: SmmuTagMap;
+  readonly #stage2: boolean;
+  #closed = false;
+  /** The SMMU event type of the last translation that faulted (0 when it had none). */
+  lastEvent = 0;
+  readonly #stats = {
+    translations: 0,
+    faults: 0,
+    bypassed: 0,
+    iotlbHits: 0,
+    iotlbMisses: 0,
+    atcHits: 0,
+    unitCommands: 0,
+  };
+
+  /** Creates a unit over `backend` (see `Iommufd.smmuCreate`, which supplies it). */
+  constructor(backend: SmmuBackend, opts: SmmuIommuOptions = {}) {
+    if (opts.granule16k === true) throw new RangeError(ERRORS.granule('granule16k'));
+    if (opts.granule64k === true) throw new RangeError(ERRORS.granule('granule64k'));
+    if (opts.stall === true) throw new RangeError(ERRORS.stall);
+    this.#backend = backend;
+    this.#ownsRam = opts.ram === undefined;
+    this.regs = new SmmuRegisters(
+      { ...registerOptions(opts), granule4k: true, granule16k: false, granule64k: false },
+      {
+        cmdqDoorbell: () => this.#consumer.consume(),
+        controlChanged: (_ack, changed) => {
+          if ((changed & CR0.SMMUEN) !== 0) this.#dropEverything();
+        },
+        streamTableChanged: (t) => this.#latchStreamTable(t),
+        msiWrite: (addr, data) => this.#writeWord(addr, data),
+      },
+    );
+    this.ram = opts.ram ?? new GuestRam(backend.memory.phys, backend.memory.frames, opts.guestRamBytes ?? 64 * 2 ** 20);
+    this.guest = this.ram.guestPhys();
+    this.interrupts$ = this.regs.interrupts$;
+    const o = this.regs.options;
+    this.#stage2 = o.stage2;
+    const mem = this.guest.i32;
+    this.#resolver = new SmmuResolver(
+      new PhysQwordReader(mem),
+      {
+        s1p: o.stage1,
+        s2p: o.stage2,
+        stLevel2: o.twoLevelStreamTable,
+        cd2l: o.twoLevelCdTable,
+        sidBits: o.sidBits,
+        ssidBits: o.ssidBits,
+        oas: OAS_ENCODING[o.oas],
+        gran4k: true,
+        gran16k: false,
+        gran64k: false,
+        ats: o.ats,
+        stallModel: smmuStallModel(o),
+        termModel: !o.terminateRazWi,
+        httu: o.httu === 'none' ? HTTU.None : o.httu === 'access' ? HTTU.Access : HTTU.AccessDirty,
+        asid16: o.asid16,
+        vmid16: o.vmid16,
+      },
+      o.stage1 && o.stage2 ? new ArmStage2Translator(mem) : null,
+    );
+    const iotlb = backend.iotlb ?? new Iotlb(64, 1);
+    this.#iotlb = iotlb;
+    this.#config = new ConfigCache(opts.configEntries ?? 1024, iotlb.shards);
+    const atc = backend.atc !== undefined && backend.atc.shards === iotlb.shards ? backend.atc : undefined;
+    this.#pipeline = new InvalidationPipeline(iotlb, { threads: opts.threads ?? 0, config: this.#config, atc });
+    this.completions$ = this.#pipeline.completions$.asObservable();
+    this.#tagMap = {
+      tagOf: (vmid) => this.#vmidTags.get(vmid) ?? -1,
+      devOf: (sid) => this.#atsSlots.get(sid) ?? -1,
+    };
+    this.#events = new SmmuEventWriter(this.regs, (addr, words) => this.#writeRecord(addr, words));
+    const features =
+      (o.stage1 ? SmmuFeature.Stage1 : 0) |
+      (o.stage2 ? SmmuFeature.Stage2 : 0) |
+      (o.hyp ? SmmuFeature.Hyp : 0) |
+      (o.ats ? SmmuFeature.Ats : 0) |
+      (o.pri ? SmmuFeature.Pri : 0) |
+      (o.ril ? SmmuFeature.Ril : 0);
+    const host: CmdqHost = {
+      mem,
+      features: features & ALL_FEATURES,
+      tagMap: this.#tagMap,
+      run: (ops: OpList) => {
+        this.#pipeline.submitSync(ops);
+      },
+      unitCommand: (cmd) => this.#unitCommand(cmd),
+      atcInvFails: (sid) => this.#atcInvFailures.size > 0 && this.#atcInvFailures.delete(sid),
+    };
+    this.#consumer = new CmdqConsumer(this.regs, host);
+  }
+
+  // ---- the VMM's side ------------------------------------------------------------------------
+
+  /** An MMIO read of the register pages (size 4 or 8; see SmmuRegisters). */
+  mmioRead(offset: number, size: 4 | 8): number | bigint {
+    return this.regs.mmioRead(offset, size);
+  }
+
+  /** An MMIO write; a CMDQ_PROD write consumes the command queue before it returns. */
+  mmioWrite(offset: number, value: number | bigint, size: 4 | 8): void {
+    if (this.#closed) throw new IommufdError('EBADF', ERRORS.closed);
+    this.regs.mmioWrite(offset, value, size);
+  }
+
+  /** Declares a PCIe device with ATS at `sid`: with STE.EATS its translations are cached in its ATC. */
+  addAtsDevice(sid: number): void {
+    if (this.#backend.atc === undefined || this.#atsSlots.has(sid)) return;
+    const slot = this.#backend.tables.allocDevice(0, DEV_ATS);
+    this.#backend.atc.resetTag(slot);
+    this.#atsSlots.set(sid, slot);
+  }
+
+  /**
+   * Fault injection for ATS invalidation completions (not modelled as PCIe transactions): the next
+   * ATC_INV for `sid` fails, so the CMD_SYNC after it stops the queue with CERROR_ATC_INV_SYNC.
+   */
+  injectAtcInvError(sid: number): void {
+    this.#atcInvFailures.add(sid);
+  }
+
+  /** The unit's counters. */
+  stats(): SmmuStats {
+    return {
+      ...this.#stats,
+      cmdq: this.#consumer.stats(),
+      events: this.#events.stats(),
+      configHits: this.#config.hits,
+      configMisses: this.#config.misses,
+      config: this.#config.counters(),
+    };
+  }
+
+  /** Returns guest RAM (if the unit allocated it) and its tags at once, and stops the pipeline. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.#consumer.stop();
+    for (const tag of this.#vmidTags.values()) this.#backend.tables.recycleDomain(tag);
+    for (const slot of this.#atsSlots.values()) this.#backend.tables.freeDevice(slot);
+    this.#vmidTags.clear();
+    this.#atsSlots.clear();
+    if (this.#ownsRam) this.ram.release();
+    this.#backend.memory.reclaimer.reclaim();
+    return this.#pipeline.close();
+  }
+
+  // ---- register side effects -----------------------------------------------------------------
+
+  #latchStreamTable(t: SmmuStreamTable): void {
+    const r = this.#resolver;
+    r.strtabBase = t.address;
+    r.fmt = t.format === '2-level' ? STRTAB_FMT.TwoLevel : STRTAB_FMT.Linear;
+    r.log2size = t.log2Size;
+    r.split = t.split;
+    this.#dropEverything();
+  }
+
+  /** A 32-bit store into guest RAM (an MSI); false if it is outside guest RAM or unaligned. */
+  #writeWord(addr: number, data: number): boolean {
+    if (addr % 4 !== 0 || addr + 4 > this.ram.bytes) return false;
+    this.guest.i32[addr / 4] = data | 0;
+    return true;
+  }
+
+  /** An output-queue record store into guest RAM; false (an abort) outside guest RAM. */
+  #writeRecord(addr: number, words: Int32Array): boolean {
+    if (addr % 4 !== 0 || addr + words.length * 4 > this.ram.bytes) return false;
+    this.guest.i32.set(words, addr / 4);
+    return true;
+  }
+
+  /** SMMUEN changes and a new stream table: drop every cached entry of this unit. */
+  #dropEverything(): void {
+    this.#config.flushAll();
+    for (const tag of this.#vmidTags.values()) this.#iotlb.flushTag(tag);
+    for (const slot of this.#atsSlots.values()) this.#backend.atc?.flushTag(slot);
+  }
+
+  /**
+   * Commands without ops: TLBI_NSNH_ALL flushes every tag of this unit (never another guest's);
+   * the EL2 TLBIs do the same (no EL2 regime is tagged apart, so over-invalidating is the safe
+   * choice); PRI_RESP, RESUME and STALL_TERM have nothing to act on (no page request or stalled
+   * transaction is ever pending: faults are terminated).
+   */
+  #unitCommand(cmd: SmmuCommand): void {
+    this.#stats.unitCommands++;
+    switch (cmd.opcode) {
+      case Opcode.TlbiNsnhAll:
+      case Opcode.TlbiEl2All:
+      case Opcode.TlbiEl2Asid:
+      case Opcode.TlbiEl2Va:
+      case Opcode.TlbiEl2Vaa:
+        for (const tag of this.#vmidTags.values()) this.#iotlb.flushTag(tag);
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---- translation ---------------------------------------------------------------------------
+
+  /** The IOTLB tag of guest VMID `vmid`, allocated on first use (-1: no descriptor left, no caching). */
+  #tagFor(vmid: number): number {
+    let tag = this.#vmidTags.get(vmid);
+    if (tag !== undefined) return tag;
+    try {
+      tag = this.#backend.tables.publishDomain(DomainFormat.None, 0, 0);
+    } catch {
+      return -1;
+    }
+    this.#iotlb.resetTag(tag);
+    this.#vmidTags.set(vmid, tag);
+    return tag;
+  }
+
+  /**
+   * Fetches (or finds cached) the configuration of a transaction into the payload scratch: returns
+   * 0, or CFG_FAULT (the event is in `#cfg` and was recorded), or CFG_ABORTED.
+   */
+  #fetchConfig(sid: number, ssid: number, iova: number, access: number): number {
+    const p = this.#payload;
+    const key = ssid < 0 ? NO_SSID : ssid;
+    const cache = this.#config;
+    if (cache.lookup(sid, key, p) >= 0) return 0;
+    const s0 = cache.fillSeq(sid);
+    const c0 = cache.fillClock();
+    const out = this.#cfg;
+    const r = this.#resolver.resolve(sid, ssid, out);
+    if (r === SMMU_ABORT) return CFG_ABORTED;
+    if (r !== SMMU_RESOLVED && r !== SMMU_BYPASS) {
+      this.#events.configFault(sid, ssid, out, iova, access);
+      this.lastEvent = out.event;
+      return CFG_FAULT;
+    }
+    const kind = r === SMMU_BYPASS ? KIND_BYPASS : out.kind;
+    p[P_KIND] = kind | (out.eats << EATS_SHIFT);
+    p[P_TAG] = kind === KIND_BYPASS ? -1 : this.#tagFor(this.#stage2 ? out.vmid : 0);
+    p[P_ASID] = out.asid < 0 ? 0 : out.asid;
+    p[P_S2_ROOT] = out.s2Root | 0;
+    p[P_S2_CFG] = out.s2Cfg;
+    p[P_TTB0] = out.ttb0 | 0;
+    p[P_TTB0_CFG] = out.ttb0Cfg;
+    p[P_FLAGS] = out.flags;
+    cache.fill(sid, key, 0, p, s0, c0, 999);
+    return 0;
+  }
+
+  /**
+   * Translates a transaction: the host physical address of `iova` for `access` (Access bits), or
+   * a negative TranslateFault. A fault terminates the transaction and is recorded in the event
+   * queue as the configuration says; `lastEvent` has its event type.
+   */
+  translate(req: SmmuRequest, iova: number, access: number): number {
+    this.#stats.translations++;
+    const sid = req.sid;
+    const ssid = req.ssid ?? -1;
+    this.lastEvent = 0;
+    if ((this.regs.cr0 & CR0.SMMUEN) === 0) {
+      // SMMUEN = 0: GBPA decides, bypass or abort (no event either way).
+      if (this.regs.bypassAbort) return this.#terminated(TranslateFault.NoDomain);
+      this.#stats.bypassed++;
+      const pa = this.ram.gpaToPa(iova);
+      return pa >= 0 ? pa : this.#terminated(TranslateFault.WalkAbort);
+    }
+    // The device's ATC first, tagged (device, SSID).
+    const atc = this.#backend.atc;
+    const atsSlot = atc === undefined ? undefined : this.#atsSlots.get(sid);
+    const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
+    let atag = 0;
+    let a0 = 0;
+    let ac0 = 0;
+    if (atsSlot !== undefined) {
+      atag = Iotlb.tagWord(atsSlot, ssid < 0 ? 0 : ssid);
+      a0 = atc!.fillSeq(atag, iova);
+      ac0 = atc!.fillClock();
+      const hit = atc!.lookup(atag, iova, want);
+      if (hit >= 0) {
+        this.#stats.atcHits++;
+        return hit;
+      }
+    }
+    const c = this.#fetchConfig(sid, ssid, iova, access);
+    if (c === CFG_ABORTED) return this.#terminated(TranslateFault.NoDomain);
+    if (c === CFG_FAULT) return this.#terminated(TranslateFault.NoDomain);
+    const p = this.#payload;
+    const kind = p[P_KIND]! & 0xff;
+    const eats = p[P_KIND]! >>> EATS_SHIFT !== 0;
+    const mem = this.guest.i32;
+    const f = this.#fault;
+    if (kind === KIND_BYPASS) {
+      this.#stats.bypassed++;
+      const pa = this.ram.gpaToPa(iova);
+      return pa >= 0 ? pa : this.#terminated(TranslateFault.WalkAbort);
+    }
+    const tag = p[P_TAG]!;
+    const tlb = this.#iotlb;
+    const tw = tag < 0 ? -1 : Iotlb.tagWord(tag, kind === STE_CONFIG.S2 ? 0 : p[P_ASID]!);
+    let s0 = 0;
+    let c0 = 0;
+    if (tag >= 0) {
+      const hit = tlb.lookup(tw, iova, want);
+      if (hit >= 0) {
+        this.#stats.iotlbHits++;
+        if (atsSlot !== undefined && eats) atc!.fill(atag, iova, hit, tlb.lastShift, want, a0, ac0, 999);
+        return hit;
+      }
+      this.#stats.iotlbMisses++;
+      s0 = tlb.fillSeq(tw, iova);
+      c0 = tlb.fillClock();
+    }
+    let gpa: number;
+    if (kind === STE_CONFIG.S2) {
+      gpa = armS2Walk(mem, p[P_S2_ROOT]! >>> 0, p[P_S2_CFG]!, iova, access & ~Access.Priv, f);
+    } else if (p[P_TTB0_CFG] === 0) {
+      // TTB0 disabled (EPD0) or the upper (TTB1) half, which the unit does not walk: a Translation fault.
+      gpa = f.set(TranslateFault.NotMapped, 0, FaultReason.Aperture, iova, SMMU_EVT.F_TRANSLATION);
+    } else if (kind === STE_CONFIG.S1) {
+      gpa = armS1Walk(mem, p[P_TTB0]! >>> 0, p[P_TTB0_CFG]!, iova, access, f);
+    } else {
+      gpa = armNestedWalk(mem, p[P_TTB0]! >>> 0, p[P_TTB0_CFG]!, p[P_S2_ROOT]! >>> 0, p[P_S2_CFG]!, iova, access, f);
+    }
+    if (gpa < 0) {
+      const flags = p[P_FLAGS]!;
+      this.lastEvent = f.words[4]!;
+      this.#events.walkFault(
+        sid,
+        ssid,
+        iova,
+        access,
+        f,
+        (flags & SMMU_CFG_FLAG.CD_R) !== 0,
+        (flags & SMMU_CFG_FLAG.S2R) !== 0,
+        kind === STE_CONFIG.S2,
+      );
+      return this.#terminated(gpa);
+    }
+    const pa = this.ram.gpaToPa(gpa);
+    if (pa < 0) return this.#terminated(TranslateFault.WalkAbort);
+    if (tag >= 0) tlb.fill(tw, iova, pa, f.leafShift, want, s0, c0, 999);
+    if (atsSlot !== undefined && eats) atc!.fill(atag, iova, pa, f.leafShift, want, a0, ac0, 999);
+    return pa;
+  }
+
+  #terminated(code: number): number {
+    this.#stats.faults++;
+    return code;
+  }
+
+  /** DMA read by a device: `length` bytes at `iova`. A fault throws EFAULT (and is recorded). */
+  dmaRead(req: SmmuRequest, iova: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    this.#dma(req, iova, length, Access.Read, (pa, off, n) =>
+      out.set(this.#backend.memory.phys.u8.subarray(pa, pa + n), off),
+    );
+    return out;
+  }
+
+  /** DMA write by a device. A fault throws EFAULT (and is recorded); earlier pages were written. */
+  dmaWrite(req: SmmuRequest, iova: number, bytes: Uint8Array): void {
+    this.#dma(req, iova, bytes.length, Access.Write, (pa, off, n) =>
+      this.#backend.memory.phys.u8.set(bytes.subarray(off, off + n), pa),
+    );
+  }
+
+  #dma(
+    req: SmmuRequest,
+    iova: number,
+    length: number,
+    access: number,
+    each: (pa: number, off: number, n: number) => void,
+  ): void {
+    let off = 0;
+    while (off < length) {
+      const at = iova + off;
+      const n = Math.min(length - off, 4096 - (at % 4096));
+      const pa = this.translate(req, at, access);
+      if (pa < 0) throw new IommufdError('EFAULT', ERRORS.dma(req.sid, req.ssid ?? -1, at, this.lastEvent));
+      each(pa, off, n);
+      off += n;
+    }
+  }
+}
+
+/** The register options of `opts` (without the unit's own resources). */
+function registerOptions(opts: SmmuIommuOptions): SmmuRegisterOptions {
+  const o: Record<string, unknown> = { ...opts };
+  for (const k of ['guestRamBytes', 'ram', 'threads', 'configEntries']) delete o[k];
+  return o;
+}
