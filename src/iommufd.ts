@@ -2,7 +2,15 @@ import type { CacheCounters } from './cache/index.js';
 import { DEFAULT_MEMORY_BYTES } from './memory/index.js';
 import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE } from './pgtable/index.js';
 import * as reg from './registry/index.js';
-import type { ArmVste, SelftestInvalidation, ViommuInfo, ViommuType, VtdS1Invalidation } from './registry/index.js';
+import type {
+  ArmSmmuv3Command,
+  ArmVste,
+  SelftestInvalidation,
+  SelftestViommuInvalidation,
+  ViommuInfo,
+  ViommuType,
+  VtdS1Invalidation,
+} from './registry/index.js';
 import { NO_PASID, type DataPlaneHandles } from './translate/index.js';
 import { argEnum, argFlags, argId, argInt, argObject, argOptBool, argOptU64, argRanges, argU64 } from './util/args.js';
 import { IommufdError } from './util/errors.js';
@@ -121,6 +129,8 @@ const MAX_IOVA = 2 ** 53 - 1;
 export class Iommufd {
   readonly #ctx: reg.IommufdCtx;
   readonly #units: (VtdIommu | SmmuIommu)[] = [];
+  /** The register model of each vIOMMU that has one. */
+  readonly #viommuUnits = new Map<number, SmmuIommu>();
   #closed = false;
   /** Device slot by device id (the data plane's name for a device). */
   readonly #slots: number[] = [];
@@ -177,6 +187,7 @@ export class Iommufd {
     this.#closed = true;
     // Everything is released before this returns; only emulated units' workers stop later.
     const stopping = this.#units.splice(0).map((u) => u.close());
+    this.#viommuUnits.clear();
     reg.destroyAll(this.#ctx);
     return Promise.all(stopping).then(() => undefined);
   }
@@ -361,7 +372,8 @@ export class Iommufd {
 
   /**
    * IOMMU_HWPT_INVALIDATE on a nested HWPT: `selftest` entries on the mock's, `vtd-s1` entries
-   * ({@link VtdS1Invalidation}) on VT-d's. Returns the entries handled; a failure is an
+   * ({@link VtdS1Invalidation}) on VT-d's; on a vIOMMU id, as {@link viommuInvalidate} (its
+   * commands or entries in `entries`). Returns the entries handled; a failure is an
    * `InvalidateError` whose `entryNum` counts the entries that took effect before it.
    */
   hwptInvalidate(
@@ -440,6 +452,37 @@ export class Iommufd {
   viommuInfo(viommuId: number): ViommuInfo {
     this.#live();
     return reg.viommuInfo(this.#ctx, argId('viommuId', viommuId));
+  }
+
+  /**
+   * IOMMU_HWPT_INVALIDATE on a vIOMMU (also reachable as `hwptInvalidate(viommuId, …)` with
+   * `entries`). `arm-smmuv3`: `cmds` is the guest's raw CMDQ commands, primarily an array of
+   * `[cmd0, cmd1]` u64 bigints (`struct iommu_viommu_arm_smmuv3_invalidate`), or a Uint32Array of
+   * 4 words per command (what `encodeCommand` writes). `selftest`: `entries` of
+   * {@link SelftestViommuInvalidation} on the mock's vIOMMU. Returns the entries handled. In the
+   * kernel's order: not a vIOMMU ENOENT; a data type other than the vIOMMU's EINVAL; a malformed
+   * entry anywhere EINVAL with nothing done; then per command the SMMUv3 fix-ups (VMID forced to
+   * the vIOMMU's, NSNH_ALL → NH_ALL, vSID → SID) and EIO for an opcode a guest may not issue or
+   * a vSID without a vDEVICE. A failure is an `InvalidateError` whose `entryNum` counts the
+   * commands that took effect. See registry/viommu-invalidate.ts for each command's effect.
+   */
+  viommuInvalidate(
+    viommuId: number,
+    a:
+      | { dataType: 'arm-smmuv3'; cmds: readonly ArmSmmuv3Command[] | Uint32Array }
+      | { dataType: 'selftest'; entries: readonly SelftestViommuInvalidation[] },
+  ): number {
+    return this.#control(() => {
+      const o = argObject('args', a)!;
+      const list = o['dataType'] === 'selftest' ? o['entries'] : o['cmds'];
+      return reg.viommuInvalidate(this.#ctx, argId('viommuId', viommuId), o['dataType'], list);
+    });
+  }
+
+  /** A mock device's 4 cache slots (the selftest's DEV_CHECK_CACHE); empty for other kinds. ENOENT for another object. */
+  mockDeviceCache(devId: number): number[] {
+    this.#live();
+    return [...this.#ctx.objects.get(argId('devId', devId), 'device').cache];
   }
 
   /**
@@ -656,12 +699,47 @@ export class Iommufd {
    * IOTLB and device-TLB table. The VMM drives it through `mmioRead`/`mmioWrite`; devices translate
    * and do DMA through it. Close it (or this fd) to release it. RangeError for options the
    * architecture or the model does not allow.
+   *
+   * With `viommuId` (an `arm-smmuv3` vIOMMU of this fd) the unit is that vIOMMU's register model
+   * ({@link viommuUnit} finds it) and consumes its command queue on the direct path: the guest's
+   * TLBIs, ATC_INVs and CFGI_CDs go to {@link viommuInvalidate}, other commands exit to the VMM.
+   * ENOENT for another id, EINVAL for a selftest vIOMMU, EEXIST if the vIOMMU has a unit already.
    */
-  smmuCreate(opts: SmmuIommuOptions = {}): SmmuIommu {
+  smmuCreate(opts: SmmuIommuOptions & { viommuId?: number } = {}): SmmuIommu {
     this.#live();
     const ctx = this.#ctx;
-    const unit = new SmmuIommu({ memory: ctx.memory, tables: ctx.tables, iotlb: ctx.iotlb, atc: ctx.atc }, opts);
+    const { viommuId: rawId, ...unitOpts } = argObject('opts', opts) as SmmuIommuOptions & { viommuId?: unknown };
+    let viommuId: number | undefined;
+    if (rawId !== undefined) {
+      viommuId = argId('viommuId', rawId);
+      const info = reg.viommuInfo(ctx, viommuId);
+      if (info.type !== 'arm-smmuv3') throw new IommufdError('EINVAL', `vIOMMU ${viommuId} is not arm-smmuv3`);
+      if (this.#viommuUnits.has(viommuId)) throw new IommufdError('EEXIST', `vIOMMU ${viommuId} has a unit already`);
+    }
+    const unit = new SmmuIommu(
+      { memory: ctx.memory, tables: ctx.tables, iotlb: ctx.iotlb, atc: ctx.atc, host: this, mm: ctx.mm },
+      unitOpts,
+    );
+    if (viommuId !== undefined) {
+      const id = viommuId;
+      unit.bindViommu({
+        viommuId: id,
+        invalidate: (cmds) => this.viommuInvalidate(id, { dataType: 'arm-smmuv3', cmds }),
+        hasVsid: (vsid) => reg.viommuInfo(ctx, id).vdevices.some((d) => d.virtId === BigInt(vsid)),
+      });
+      this.#viommuUnits.set(id, unit);
+    }
     this.#units.push(unit);
+    return unit;
+  }
+
+  /** The SMMUv3 register model of vIOMMU `viommuId` (created by `smmuCreate({ viommuId })`); ENOENT if none. */
+  viommuUnit(viommuId: number): SmmuIommu {
+    this.#live();
+    const id = argId('viommuId', viommuId);
+    reg.viommuInfo(this.#ctx, id); // ENOENT once the vIOMMU is gone
+    const unit = this.#viommuUnits.get(id);
+    if (unit === undefined) throw new IommufdError('ENOENT', `vIOMMU ${viommuId} has no SMMUv3 unit`);
     return unit;
   }
 

@@ -5,6 +5,7 @@ import type { IommufdCtx } from './context.js';
 import { DRIVERS } from './domain.js';
 import { hwptPagingAlloc, hwptPut } from './hwpt.js';
 import { checkNestedAttach, hwptDescriptor, hwptIoas } from './hwpt-nested.js';
+import { MOCK_DEV_CACHE_DEFAULT, MOCK_DEV_CACHE_SLOTS } from './objects.js';
 import type { AttachableHwpt, DeviceObject, IommuKind, Range } from './objects.js';
 import { checkViommuAttach, vdeviceRevoke } from './viommu.js';
 
@@ -55,6 +56,7 @@ export function deviceBind(ctx: IommufdCtx, a: BindArgs): number {
       rid: undefined,
       pasids: new Map(),
       vdevice: undefined,
+      cache: a.iommu === 'mock' ? new Array<number>(MOCK_DEV_CACHE_SLOTS).fill(MOCK_DEV_CACHE_DEFAULT) : [],
     };
     ctx.objects.finalize(dev);
     if (a.sid === undefined) ctx.nextSid = sid + 1;

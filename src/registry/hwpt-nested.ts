@@ -13,6 +13,7 @@ import type {
   VtdS1Config,
 } from './objects.js';
 import { MOCK_NESTED_IOTLB_SLOTS } from './objects.js';
+import { viommuInvalidate } from './viommu-invalidate.js';
 
 /** One entry of a selftest invalidation (`struct iommu_hwpt_invalidate_selftest`). */
 export interface SelftestInvalidation {
@@ -188,9 +189,11 @@ function publishVtdNested(ctx: IommufdCtx, parent: HwptPagingObject, vtd: VtdS1C
 /**
  * The driver's checks when a device attaches to a nested HWPT (intel_pasid_setup_nested): the
  * address width must be 4- or 5-level, and each flag must be one the host unit supports (EINVAL).
- * The mock's nested domains are not attachable yet (EOPNOTSUPP).
+ * An SMMUv3 vSTE was checked at allocation. The mock's nested domains are not attachable yet
+ * (EOPNOTSUPP).
  */
 export function checkNestedAttach(hwpt: HwptNestedObject): void {
+  if (hwpt.vste !== undefined) return;
   const vtd = hwpt.vtd;
   if (vtd === undefined) throw new IommufdError('EOPNOTSUPP', `the ${hwpt.kind} nested HWPT cannot be attached yet`);
   if (vtd.addrWidth !== 48 && vtd.addrWidth !== 57)
@@ -222,8 +225,8 @@ export function hwptNestedDestroy(ctx: IommufdCtx, hwpt: HwptNestedObject): void
  * order, and the first bad one stops the call with its errno and the count of entries that took
  * effect. Returns the number of entries handled; no entries only probes the data type. An
  * `arm-smmuv3` nested HWPT has no invalidation of its own (EOPNOTSUPP: the kernel's SMMUv3 nested
- * domain has no cache_invalidate_user), and a vIOMMU target is EOPNOTSUPP here until vIOMMU
- * invalidation (the SMMUv3 CMDQ format) is implemented.
+ * domain has no cache_invalidate_user); a vIOMMU target goes to {@link viommuInvalidate} (the
+ * SMMUv3 CMDQ format, or the selftest vIOMMU's).
  *
  * - `selftest`: unknown flags EOPNOTSUPP, a slot above 3 EINVAL; `all` clears every slot.
  * - `vtd-s1` ({@link VtdS1Invalidation}): unknown flags EOPNOTSUPP; an address that is not 4 KiB
@@ -234,12 +237,7 @@ export function hwptNestedDestroy(ctx: IommufdCtx, hwpt: HwptNestedObject): void
  */
 export function hwptInvalidate(ctx: IommufdCtx, hwptId: number, dataType: string, entries: readonly unknown[]): number {
   const obj = ctx.objects.get(hwptId);
-  if (obj.type === 'viommu') {
-    throw new InvalidateError(
-      new IommufdError('EOPNOTSUPP', `vIOMMU ${hwptId}: vIOMMU invalidation is not implemented yet`),
-      0,
-    );
-  }
+  if (obj.type === 'viommu') return viommuInvalidate(ctx, hwptId, dataType, entries);
   if (obj.type !== 'hwpt-nested')
     throw new InvalidateError(new IommufdError('EINVAL', `HWPT ${hwptId} is not a nested HWPT`), 0);
   // The SMMUv3 nested domain has no cache_invalidate_user: its invalidations go to the vIOMMU.

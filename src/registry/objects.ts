@@ -79,6 +79,10 @@ export interface HwptPagingObject extends ObjectBase {
 
 /** The number of IOTLB slots of the kernel selftest's mock nested domain. */
 export const MOCK_NESTED_IOTLB_SLOTS = 4;
+/** The number of cache slots of the kernel selftest's mock device (MOCK_DEV_CACHE_NUM). */
+export const MOCK_DEV_CACHE_SLOTS = 4;
+/** Their value until invalidated (IOMMU_TEST_DEV_CACHE_DEFAULT). */
+export const MOCK_DEV_CACHE_DEFAULT = 0xbaddad;
 
 /** The guest's stage-1 configuration of a VT-d nested HWPT (`struct iommu_hwpt_vtd_s1`). */
 export interface VtdS1Config {
@@ -178,6 +182,8 @@ export interface DeviceObject extends ObjectBase {
   pasids: Map<number, AttachableHwpt>;
   /** Its vDEVICE (`idev->vdev`), if one exists. */
   vdevice: VdeviceObject | undefined;
+  /** A mock device's cache slots (the selftest's `mdev->cache`, cleared by selftest vIOMMU invalidation); empty for other kinds. */
+  cache: number[];
 }
 
 /** vIOMMU types (IOMMU_VIOMMU_TYPE_*): `arm-smmuv3` on smmuv3 devices, `selftest` on mock ones. */

@@ -1,6 +1,8 @@
 import { U64_MAX } from '../util/args.js';
 import { IommufdError } from '../util/errors.js';
+import { DomainFormat, packArmNestedConfig } from '../translate/index.js';
 import type { IommufdCtx } from './context.js';
+import { publishDescriptor } from './descriptors.js';
 import { selftestIotlb } from './hwpt-nested.js';
 import type { HwptFlags } from './hwpt.js';
 import {
@@ -250,8 +252,9 @@ export function parseArmVste(data: unknown): ArmVste {
  * (PASID: EOPNOTSUPP), data type `arm-smmuv3` (EINVAL otherwise) and a vSTE
  * ({@link parseArmVste}: EIO for bad contents); `selftest` takes PASID and `selftest` data. A
  * fault queue id is ENOENT (no FAULT objects yet), checked last as in the core. The nested HWPT
- * holds a reference on the vIOMMU (not on the parent directly). Its descriptor is 0: nothing
- * translates through it yet.
+ * holds a reference on the vIOMMU (not on the parent directly). An `arm-smmuv3` one is published
+ * as an ArmNested descriptor over the parent's (translate/arm-nested.ts), so a device attached to
+ * it translates through the vSTE; a `selftest` one has none (descriptor 0).
  */
 export function viommuHwptNestedAlloc(
   ctx: IommufdCtx,
@@ -278,6 +281,22 @@ export function viommuHwptNestedAlloc(
     undo.push(() => ctx.objects.remove(id));
     ctx.faults.step('nested domain allocation');
     if (a.faultId !== undefined) throw new IommufdError('ENOENT', `no fault queue with id ${a.faultId}`);
+    let descriptor = 0;
+    if (vste !== undefined) {
+      const parent = viommu.parent.domain;
+      descriptor = publishDescriptor(
+        ctx,
+        DomainFormat.ArmNested,
+        Number(vste.s1ContextPtr),
+        packArmNestedConfig(vste),
+        parent.descriptor,
+      );
+      parent.nested.add(descriptor);
+      undo.push(() => {
+        parent.nested.delete(descriptor);
+        ctx.tables.recycleDomain(descriptor);
+      });
+    }
     const hwpt: HwptNestedObject = {
       type: 'hwpt-nested',
       id,
@@ -289,7 +308,7 @@ export function viommuHwptNestedAlloc(
       iotlb: arm ? [] : new Array<number>(MOCK_NESTED_IOTLB_SLOTS).fill(iotlb),
       vtd: undefined,
       vste,
-      descriptor: 0,
+      descriptor,
       pasidCompat: a.flags.pasid === true,
     };
     viommu.users++;
@@ -301,8 +320,8 @@ export function viommuHwptNestedAlloc(
 /**
  * The vIOMMU part of attaching `dev` to a vIOMMU-based nested HWPT, after the core's checks: the
  * device needs a vDEVICE on that vIOMMU (ENOENT; the SMMUv3 driver lets an abort or bypass vSTE
- * attach without one, as arm_smmu_attach_prepare_vmaster does for the GBPA case). Then an
- * `arm-smmuv3` HWPT is EOPNOTSUPP: translation through a vSTE arrives with the SMMUv3 unit.
+ * attach without one, as arm_smmu_attach_prepare_vmaster does for the GBPA case). Then the device
+ * translates through the HWPT's descriptor (an `arm-smmuv3` vSTE's, translate/arm-nested.ts).
  */
 export function checkViommuAttach(hwpt: HwptNestedObject, dev: DeviceObject): void {
   const viommu = hwpt.viommu;
@@ -311,8 +330,5 @@ export function checkViommuAttach(hwpt: HwptNestedObject, dev: DeviceObject): vo
   const needsVdev = hwpt.vste === undefined || hwpt.vste.config === 's1-trans';
   if (!hasVdev && needsVdev) {
     throw new IommufdError('ENOENT', `device ${dev.id} has no vDEVICE on vIOMMU ${viommu.id}`);
-  }
-  if (hwpt.vste !== undefined) {
-    throw new IommufdError('EOPNOTSUPP', 'translation through a vSTE arrives with the SMMUv3 unit');
   }
 }

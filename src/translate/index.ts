@@ -2,6 +2,14 @@
 export { ContextTables, DEV_ATS, DomainFormat, MAX_DOMAINS, MAX_DEVICES, type ContextHandles } from './tables.js';
 export { Translator, NO_PASID } from './translator.js';
 export {
+  ArmNestedTranslator,
+  ARM_NESTED,
+  HOST_SMMU_CAPS,
+  packArmNestedConfig,
+  S2_ONLY_ASID,
+  type ArmNestedFields,
+} from './arm-nested.js';
+export {
   attachTranslator,
   recordSlot,
   releaseRecordedSlots,

@@ -14,6 +14,13 @@ export const DomainFormat = {
    * walked through its nest parent's second stage. The descriptor's fourth word names the parent.
    */
   VtdNested: 6,
+  /**
+   * An SMMUv3 nested domain (a vSTE HWPT): the root is the vSTE's S1ContextPtr, a guest-physical
+   * address of the CD table (all 52 bits: see {@link ContextTables.domainRootFull}); the walk
+   * configuration word is the vSTE's packed fields (translate/arm-nested.ts); the fourth word
+   * names the parent, whose stage 2 every CD-table read, stage-1 table read and output goes through.
+   */
+  ArmNested: 7,
 } as const;
 
 /** How many domain descriptors and device contexts the shared tables hold. */
@@ -21,7 +28,7 @@ export const MAX_DOMAINS = 4096;
 /** How many bound devices the shared tables hold. */
 export const MAX_DEVICES = 4096;
 
-const DOMAIN_WORDS = 4; // [format, rootPa (u32), packed walk configuration, parent descriptor (nested)]
+const DOMAIN_WORDS = 5; // [format, rootPa bits 31:0, packed walk configuration, parent descriptor (nested), rootPa bits 52:32]
 const DEVICE_WORDS = 4; // [ridDomain, pasidDirFrame + 1, pasidBits, flags (bit 0: ATS)]
 /** Device context flag: the device has an ATC (PCIe ATS). */
 export const DEV_ATS = 1;
@@ -76,7 +83,7 @@ export class ContextTables {
 
   /**
    * Publishes a descriptor and returns its index, or -1 when the table is full. `parent` is the
-   * nest parent's descriptor of a nested domain (0 otherwise).
+   * nest parent's descriptor of a nested domain (0 otherwise). `rootPa` may have up to 52 bits.
    */
   publishDomain(format: number, rootPa: number, walkConfig = 0, parent = 0): number {
     const d = this.#freeDomains.pop();
@@ -84,6 +91,7 @@ export class ContextTables {
     this.domains[d * DOMAIN_WORDS + 1] = rootPa | 0;
     this.domains[d * DOMAIN_WORDS + 2] = walkConfig;
     this.domains[d * DOMAIN_WORDS + 3] = parent;
+    this.domains[d * DOMAIN_WORDS + 4] = Math.floor(rootPa / 4294967296);
     Atomics.store(this.domains, d * DOMAIN_WORDS, format);
     return d;
   }
@@ -217,6 +225,14 @@ export class ContextTables {
   /** A descriptor's root table physical address. */
   domainRoot(index: number): number {
     return this.domains[index * DOMAIN_WORDS + 1]! >>> 0;
+  }
+
+  /**
+   * A descriptor's root with its bits above 31 as well: for roots that may lie beyond 4 GiB (a
+   * guest-physical address); {@link domainRoot} reads only bits 31:0, which physical roots fit.
+   */
+  domainRootFull(index: number): number {
+    return this.domains[index * DOMAIN_WORDS + 4]! * 4294967296 + (this.domains[index * DOMAIN_WORDS + 1]! >>> 0);
   }
 
   /** A nested descriptor's parent descriptor (0 for any other format). */

@@ -15,6 +15,7 @@ import {
   x86FirstStageWalk,
   x86NestedWalk,
 } from '../pgtable/index.js';
+import { ArmNestedTranslator } from './arm-nested.js';
 import { ContextTables, DEV_ATS, DomainFormat } from './tables.js';
 
 /** The PASID value that means "no PASID": the request is translated by the RID's domain. */
@@ -39,6 +40,7 @@ export class Translator {
   readonly #iotlb: Iotlb | undefined;
   readonly #atc: Iotlb | undefined;
   readonly #owner: number;
+  readonly #arm: ArmNestedTranslator;
   /** IOTLB hits by this translator. */
   hits = 0;
   /** IOTLB misses by this translator (each followed by a walk). */
@@ -68,6 +70,7 @@ export class Translator {
     // The owner id a fill takes shard owner words with: reader slot + 1, or 999 for the control
     // plane (ids from 1001 up are pipeline workers').
     this.#owner = slot >= 0 ? slot + 1 : 999;
+    this.#arm = new ArmNestedTranslator(mem.i32, ctx);
   }
 
   /**
@@ -98,74 +101,101 @@ export class Translator {
         return hit;
       }
     }
-    const domain = pasid === NO_PASID ? this.#ctx.ridDomain(dev) : this.#ctx.pasidDomain(dev, pasid);
+    let domain = pasid === NO_PASID ? this.#ctx.ridDomain(dev) : this.#ctx.pasidDomain(dev, pasid);
+    // SMMUv3 nesting: the RID's vSTE holds the CD table, and the PASID is the SubstreamID that
+    // selects the CD (no PASID can be attached beside a vSTE HWPT, which is not PASID-compatible).
+    if (domain === 0 && pasid !== NO_PASID) {
+      const rid = this.#ctx.ridDomain(dev);
+      if (rid !== 0 && this.#ctx.domainFormat(rid) === DomainFormat.ArmNested) domain = rid;
+    }
     let result: number;
     if (domain === 0) {
       result = this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
     } else {
+      const ctx = this.#ctx;
+      const format = ctx.domainFormat(domain);
       const tlb = this.#iotlb;
       let s0 = 0;
       let c0 = 0;
-      if (tlb !== undefined) {
-        const hit = tlb.lookup(domain, iova, want);
-        if (hit >= 0) {
-          this.hits++;
-          if (atc !== undefined) atc.fill(atag, iova, hit, tlb.lastShift, want, a0, ac0, this.#owner);
-          if (slot >= 0) this.#reclaimer.exit(slot);
-          return hit;
+      let tag = domain;
+      let atcFill = atc;
+      if (format === DomainFormat.ArmNested) {
+        // The tag's ASID comes from the CD, so the configuration is fetched before the lookup,
+        // and the fill protocol's sequence and clock are read before that fetch (a parent unmap
+        // racing it then defeats the fill). The shard depends on the descriptor alone.
+        if (tlb !== undefined) {
+          s0 = tlb.fillSeq(domain, iova);
+          c0 = tlb.fillClock();
         }
-        this.misses++;
-        s0 = tlb.fillSeq(domain, iova);
-        c0 = tlb.fillClock();
+        tag = this.#arm.configure(domain, pasid, iova, this.fault);
+        if (!this.#arm.ats) atcFill = undefined;
       }
-      const ctx = this.#ctx;
-      const root = ctx.domainRoot(domain);
-      switch (ctx.domainFormat(domain)) {
-        case DomainFormat.Mock:
-          result = mockWalk(this.#i32, root, iova, access, this.fault);
-          break;
-        case DomainFormat.ArmS1:
-          result = armS1Walk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
-          break;
-        case DomainFormat.ArmS2:
-          result = armS2Walk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
-          break;
-        case DomainFormat.VtdSecondStage:
-          result = vtdSecondStageWalk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
-          break;
-        case DomainFormat.X86FirstStage:
-          result = x86FirstStageWalk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
-          break;
-        case DomainFormat.VtdNested: {
-          // Hardware nesting: the guest's first stage, every fetch and the output through the
-          // parent's second stage (the parent outlives its nested domains).
-          const parent = ctx.domainParent(domain);
-          const cfg = ctx.domainConfig(domain);
-          result =
-            (access & Access.Priv) !== 0 && (cfg & CFG.SRE) === 0
-              ? this.fault.set(TranslateFault.Permission, 0, FaultReason.UserDenied, iova, VTD_FR.SM_SRE_CLEAR)
-              : x86NestedWalk(
-                  this.#i32,
-                  root,
-                  cfg,
-                  ctx.domainRoot(parent),
-                  ctx.domainConfig(parent),
-                  iova,
-                  access,
-                  this.fault,
-                );
-          break;
+      if (tag < 0) {
+        result = tag;
+      } else {
+        if (tlb !== undefined) {
+          const hit = tlb.lookup(tag, iova, want);
+          if (hit >= 0) {
+            this.hits++;
+            if (atcFill !== undefined) atcFill.fill(atag, iova, hit, tlb.lastShift, want, a0, ac0, this.#owner);
+            if (slot >= 0) this.#reclaimer.exit(slot);
+            return hit;
+          }
+          this.misses++;
+          if (format !== DomainFormat.ArmNested) {
+            s0 = tlb.fillSeq(domain, iova);
+            c0 = tlb.fillClock();
+          }
         }
-        default:
-          result = this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
-      }
-      if (result >= 0) {
-        if (tlb !== undefined) tlb.fill(domain, iova, result, this.fault.leafShift, want, s0, c0, this.#owner);
-        if (atc !== undefined) atc.fill(atag, iova, result, this.fault.leafShift, want, a0, ac0, this.#owner);
+        result = this.#walk(domain, format, iova, access);
+        if (result >= 0) {
+          if (tlb !== undefined) tlb.fill(tag, iova, result, this.fault.leafShift, want, s0, c0, this.#owner);
+          if (atcFill !== undefined) atcFill.fill(atag, iova, result, this.fault.leafShift, want, a0, ac0, this.#owner);
+        }
       }
     }
     if (slot >= 0) this.#reclaimer.exit(slot);
     if (result < 0) this.fault.words[3] = pasid;
     return result;
+  }
+
+  /** Walks `iova` in `domain`, of `format` (an ArmNested one after its configuration fetch). */
+  #walk(domain: number, format: number, iova: number, access: number): number {
+    const ctx = this.#ctx;
+    const root = ctx.domainRoot(domain);
+    switch (format) {
+      case DomainFormat.Mock:
+        return mockWalk(this.#i32, root, iova, access, this.fault);
+      case DomainFormat.ArmS1:
+        return armS1Walk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
+      case DomainFormat.ArmS2:
+        return armS2Walk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
+      case DomainFormat.VtdSecondStage:
+        return vtdSecondStageWalk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
+      case DomainFormat.X86FirstStage:
+        return x86FirstStageWalk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
+      case DomainFormat.VtdNested: {
+        // Hardware nesting: the guest's first stage, every fetch and the output through the
+        // parent's second stage (the parent outlives its nested domains).
+        const parent = ctx.domainParent(domain);
+        const cfg = ctx.domainConfig(domain);
+        return (access & Access.Priv) !== 0 && (cfg & CFG.SRE) === 0
+          ? this.fault.set(TranslateFault.Permission, 0, FaultReason.UserDenied, iova, VTD_FR.SM_SRE_CLEAR)
+          : x86NestedWalk(
+              this.#i32,
+              root,
+              cfg,
+              ctx.domainRoot(parent),
+              ctx.domainConfig(parent),
+              iova,
+              access,
+              this.fault,
+            );
+      }
+      case DomainFormat.ArmNested:
+        return this.#arm.walk(iova, access, this.fault);
+      default:
+        return this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
+    }
   }
 }

@@ -6,8 +6,8 @@ import { expectErrno } from './helpers.js';
  * vIOMMU and vDEVICE objects (reference/iommufd.md §2 IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC,
  * HWPT_ALLOC with pt_id = VIOMMU; §3 "ARM SMMUv3" vSTE rules; §5 FIXTURE(iommufd_viommu)): the
  * errno rules in the kernel's order, the references (EBUSY), the tombstone a device's unbind
- * leaves, and the SMMUv3 vSTE validation. Translation through a vSTE is not modelled yet: attach
- * stops with EOPNOTSUPP after the vDEVICE check.
+ * leaves, and the SMMUv3 vSTE validation. Translation through a vSTE and vIOMMU invalidation are
+ * tested in iommufd_viommu_smmu.test.ts.
  */
 
 type Fd = ReturnType<typeof Iommufd.open>;
@@ -303,7 +303,7 @@ describe.each(TYPES)('FIXTURE(iommufd_viommu) $type on $kind', ({ kind, type }) 
     expect(fd.framesInUse()).toBe(0);
   });
 
-  it('viommu_alloc_nested_iopf (attach part): no vDEVICE on that vIOMMU is ENOENT; with one, EOPNOTSUPP (not modelled)', () => {
+  it('viommu_alloc_nested_iopf (attach part): no vDEVICE on that vIOMMU is ENOENT; with one, a vSTE attaches (the mock nested HWPT: EOPNOTSUPP)', () => {
     const { fd, dev, parent, viommu, ioas } = setup(kind, type);
     const n = nestedOn(fd, type, dev, viommu);
     const before = fd.snapshot();
@@ -315,19 +315,27 @@ describe.each(TYPES)('FIXTURE(iommufd_viommu) $type on $kind', ({ kind, type }) 
     fd.destroy(other);
     fd.destroy(viommu2);
     expect(fd.snapshot()).toEqual(before);
-    // With a vDEVICE the attach gets past the check and stops at the translation (EOPNOTSUPP).
+    // With a vDEVICE the attach gets past the check: a vSTE attaches (and is then busy); the
+    // mock's nested HWPTs are not attachable (EOPNOTSUPP).
     fd.vdeviceAlloc({ viommuId: viommu, devId: dev, virtId: 1n });
     const withVdev = fd.snapshot();
-    expectErrno(() => fd.deviceAttach(dev, n), 'EOPNOTSUPP');
+    if (type === 'arm-smmuv3') {
+      expect(fd.deviceAttach(dev, n)).toBe(n);
+      expectErrno(() => fd.destroy(n), 'EBUSY');
+      fd.deviceDetach(dev);
+    } else {
+      expectErrno(() => fd.deviceAttach(dev, n), 'EOPNOTSUPP');
+    }
     expect(fd.snapshot()).toEqual(withVdev);
     // Replace from the IOAS: the same order, and the old attachment stays.
     const old = fd.deviceAttach(dev, ioas);
     const dev2 = fd.deviceBind({ iommu: kind });
     fd.deviceAttach(dev2, old);
     expectErrno(() => fd.deviceReplace(dev2, n), 'ENOENT');
-    expectErrno(() => fd.deviceReplace(dev, n), 'EOPNOTSUPP');
+    if (type === 'arm-smmuv3') expect(fd.deviceReplace(dev, n)).toBe(n);
+    else expectErrno(() => fd.deviceReplace(dev, n), 'EOPNOTSUPP');
     expect((fd.snapshot() as { objects: { id: number; rid?: number }[] }).objects.find((o) => o.id === dev)!.rid).toBe(
-      old,
+      type === 'arm-smmuv3' ? n : old,
     );
     // A device of another driver: EINVAL (the core's check, first).
     const vtd = fd.deviceBind({ iommu: 'vtd' });
@@ -469,7 +477,7 @@ describe('SMMUv3 nested HWPT on a vIOMMU: the vSTE (reference/iommufd.md §3)', 
     expect(fd.framesInUse()).toBe(0);
   });
 
-  it('attach: S1_TRANS needs a vDEVICE (ENOENT); abort, bypass and non-valid vSTEs do not (GBPA case)', () => {
+  it('attach: S1_TRANS needs a vDEVICE (ENOENT); abort, bypass and non-valid vSTEs attach without one (GBPA case)', () => {
     const { fd, dev, viommu } = arm();
     expectErrno(() => fd.deviceAttach(dev, vste(fd, dev, viommu, [S1_TRANS_STE0, 0n])), 'ENOENT');
     for (const ste of [
@@ -477,17 +485,20 @@ describe('SMMUv3 nested HWPT on a vIOMMU: the vSTE (reference/iommufd.md §3)', 
       [V | cfg(CFG_BYPASS), 0n],
       [0n, 0n],
     ] as [bigint, bigint][]) {
-      expectErrno(() => fd.deviceAttach(dev, vste(fd, dev, viommu, ste)), 'EOPNOTSUPP');
+      const n = vste(fd, dev, viommu, ste);
+      expect(fd.deviceAttach(dev, n)).toBe(n);
+      fd.deviceDetach(dev);
     }
     void fd.close();
     expect(fd.framesInUse()).toBe(0);
   });
 
-  it('HWPT_INVALIDATE: the SMMUv3 nested HWPT has no invalidation of its own; vIOMMU invalidation is not modelled yet (EOPNOTSUPP)', () => {
+  it('HWPT_INVALIDATE: the SMMUv3 nested HWPT has no invalidation of its own (EOPNOTSUPP); its vIOMMU takes the commands', () => {
     const { fd, dev, viommu } = arm();
     const n = vste(fd, dev, viommu, [S1_TRANS_STE0, 0n]);
     expectErrno(() => fd.hwptInvalidate(n, { dataType: 'arm-smmuv3', entries: [] }), 'EOPNOTSUPP', 0);
-    expectErrno(() => fd.hwptInvalidate(viommu, { dataType: 'arm-smmuv3', entries: [{}] }), 'EOPNOTSUPP', 0);
+    expectErrno(() => fd.hwptInvalidate(viommu, { dataType: 'arm-smmuv3', entries: [{}] }), 'EINVAL', 0);
+    expect(fd.hwptInvalidate(viommu, { dataType: 'arm-smmuv3', entries: [[0x10n, 0n]] })).toBe(1);
     void fd.close();
     expect(fd.framesInUse()).toBe(0);
   });

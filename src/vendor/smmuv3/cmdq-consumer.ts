@@ -18,8 +18,9 @@
  *   PROD "beyond the queue" cannot be expressed: its upper bits are ignored.
  * - Commands the op format does not cover (TLBI_NSNH_ALL, the EL2 TLBIs, PRI_RESP, RESUME,
  *   STALL_TERM) go to the host's `unitCommand`, in queue order.
- * - A `filter` (the direct vIOMMU path) may stop the queue at a command the backend may not run
- *   itself, as an exit to the VMM; CONS stays on it until the VMM resumes.
+ * - The direct vIOMMU path (direct.ts) may refuse a command (CERROR_ILL), stop the queue at a
+ *   command the backend may not run itself (an exit to the VMM; CONS stays on it until the VMM
+ *   resumes), and collect the commands it forwards to iommufd.
  */
 import { OpList } from '../../ops/index.js';
 import {
@@ -52,13 +53,16 @@ export interface CmdqHost {
   unitCommand(cmd: SmmuCommand): void;
   /** Whether an ATC_INV for `sid` fails (consumes an injected failure). */
   atcInvFails(sid: number): boolean;
-  /**
-   * The direct path: returns true to stop at `cmd` (an exit to the VMM) before running it; the
-   * consumer leaves CONS on it. Absent: every command runs.
-   */
-  filter?(cmd: SmmuCommand, index: number): boolean;
-  /** Translates or checks a command before it runs (the direct path's rewrites); false stops with CERROR_ILL. */
-  rewrite?(cmd: SmmuCommand): boolean;
+  /** The direct path: false stops the queue on `cmd` with CERROR_ILL (a vSID without a vDEVICE). */
+  check?(cmd: SmmuCommand): boolean;
+  /** The direct path: whether the queue stops at `cmd` as an exit to the VMM (CONS stays on it). */
+  isExit?(cmd: SmmuCommand): boolean;
+  /** The direct path: hands the exit at `index` (its words at word `at` of `mem`) to the VMM. */
+  emitExit?(cmd: SmmuCommand, index: number, mem: Int32Array, at: number): void;
+  /** The direct path: collects a command that runs (its words at word `at` of `mem`). */
+  forward?(cmd: SmmuCommand, mem: Int32Array, at: number): void;
+  /** The direct path: sends what `forward` collected; runs before any CMD_SYNC behind it completes. */
+  flushForwarded?(): void;
 }
 
 /** Counters of the consumer. */
@@ -197,16 +201,18 @@ export class CmdqConsumer {
         this.#fail(cons, CERROR_ILL);
         return;
       }
-      if (host.rewrite !== undefined && !host.rewrite(cmd)) {
+      if (host.check !== undefined && !host.check(cmd)) {
         this.#fail(cons, CERROR_ILL);
         return;
       }
-      if (host.filter?.(cmd, cons) === true) {
-        // An exit: what came before takes effect, CONS stays on the command until resume().
+      if (host.isExit?.(cmd) === true) {
+        // An exit: what came before takes effect, CONS stays on the command until resume(). The
+        // state is settled before the VMM hears of it: its handler may resume at once.
         this.#runSegment();
         regs.setCmdqCons(cons);
         this.#exitAt = cons;
         this.#stats.exits++;
+        host.emitExit?.(cmd, cons, mem, addr >>> 2);
         return;
       }
       if (cmd.opcode === Opcode.Sync && this.#atcFailed) {
@@ -214,6 +220,7 @@ export class CmdqConsumer {
         this.#fail(cons, CERROR_ATC_INV_SYNC);
         return;
       }
+      host.forward?.(cmd, mem, addr >>> 2);
       this.#execute(cmd);
       cons = queueIncrement(cons, log2);
       this.#stats.commands++;
@@ -251,6 +258,7 @@ export class CmdqConsumer {
     const ops = this.#ops;
     if (ops.count > 0) this.#host.run(ops);
     ops.count = 0;
+    this.#host.flushForwarded?.();
     const s = this.#syncs;
     for (let i = 0; i < this.#syncCount; i++) {
       const cs = s[i * 3]!;

@@ -17,7 +17,7 @@
  */
 import type { Observable } from 'rxjs';
 import { ConfigCache, CONFIG_PAYLOAD_WORDS, Iotlb, NO_SSID, type ConfigCacheCounters } from '../../cache/index.js';
-import type { PhysMemory, SystemMemory } from '../../memory/index.js';
+import type { HostAddressSpace, PhysMemory, SystemMemory } from '../../memory/index.js';
 import { GuestRam } from '../../memory/index.js';
 import type { OpList } from '../../ops/index.js';
 import {
@@ -33,7 +33,9 @@ import {
 import { InvalidationPipeline, type Completion } from '../../pipeline/index.js';
 import { DEV_ATS, DomainFormat, type ContextTables } from '../../translate/index.js';
 import { IommufdError } from '../../util/errors.js';
+import { mapGuestRam, type GuestRamMapHost } from '../guest-ram-map.js';
 import { CmdqConsumer, type CmdqHost, type CmdqStats } from './cmdq-consumer.js';
+import { SmmuDirectPath, type SmmuDirectStats, type SmmuExit, type SmmuViommuPort } from './direct.js';
 import { ALL_FEATURES, Opcode, SmmuFeature, type SmmuCommand } from './commands.js';
 import type { SmmuTagMap } from './commands-ops.js';
 import { SmmuEventWriter, type SmmuEventStats } from './events.js';
@@ -56,6 +58,10 @@ export interface SmmuBackend {
   iotlb: Iotlb | undefined;
   /** The shared device-TLB table (undefined: no ATCs). */
   atc: Iotlb | undefined;
+  /** The iommufd that guest RAM is mapped into (see `mapGuestRam`). */
+  host?: GuestRamMapHost | undefined;
+  /** The VMM's address space (guest RAM is mapped into it by `mapGuestRam`). */
+  mm?: HostAddressSpace | undefined;
 }
 
 /**
@@ -103,8 +109,10 @@ export interface SmmuStats {
   configHits: number;
   configMisses: number;
   config: ConfigCacheCounters;
-  /** Units commands handled by the unit itself (TLBI_NSNH_ALL, EL2 TLBIs, PRI_RESP, RESUME, STALL_TERM). */
+  /** Commands handled by the unit itself (TLBI_NSNH_ALL, EL2 TLBIs, PRI_RESP, RESUME, STALL_TERM). */
   unitCommands: number;
+  /** The direct vIOMMU path's counters (undefined when the unit is not bound to a vIOMMU). */
+  direct: SmmuDirectStats | undefined;
 }
 
 // Config-cache payload words.
@@ -162,6 +170,10 @@ export class SmmuIommu {
   readonly #atcInvFailures = new Set<number>();
   readonly #tagMap: SmmuTagMap;
   readonly #stage2: boolean;
+  readonly #host: CmdqHost;
+  #direct: SmmuDirectPath | undefined;
+  /** Guest RAM's VA in the VMM's address space, once mapped by `mapGuestRam`. */
+  #ramVa: bigint | undefined;
   #closed = false;
   /** The SMMU event type of the last translation that faulted (0 when it had none). */
   lastEvent = 0;
@@ -239,7 +251,7 @@ export class SmmuIommu {
       (o.ats ? SmmuFeature.Ats : 0) |
       (o.pri ? SmmuFeature.Pri : 0) |
       (o.ril ? SmmuFeature.Ril : 0);
-    const host: CmdqHost = {
+    const host: CmdqHost = (this.#host = {
       mem,
       features: features & ALL_FEATURES,
       tagMap: this.#tagMap,
@@ -248,7 +260,7 @@ export class SmmuIommu {
       },
       unitCommand: (cmd) => this.#unitCommand(cmd),
       atcInvFails: (sid) => this.#atcInvFailures.size > 0 && this.#atcInvFailures.delete(sid),
-    };
+    });
     this.#consumer = new CmdqConsumer(this.regs, host);
   }
 
@@ -281,6 +293,56 @@ export class SmmuIommu {
     this.#atcInvFailures.add(sid);
   }
 
+  /**
+   * Maps guest RAM into the VMM's address space and then at IOVA (= GPA) 0 of `ioasId`, so that a
+   * nest parent on that IOAS is the VM's guest-physical space for assigned devices: their vSTE
+   * nested HWPTs read the guest's CD and stage-1 tables through it. Once (EEXIST).
+   */
+  mapGuestRam(ioasId: number): void {
+    if (this.#closed) throw new IommufdError('EBADF', ERRORS.closed);
+    this.#ramVa = mapGuestRam(this.#backend.host, this.#backend.mm, this.ram, ioasId, this.#ramVa);
+  }
+
+  /**
+   * Binds the unit to an iommufd vIOMMU for the direct queue path (direct.ts): from now on the
+   * guest's invalidations of assigned devices go to the vIOMMU as the command queue is consumed,
+   * and commands the backend may not run stop the queue as exits (`exits$`, then `resumeExit`).
+   * See `Iommufd.smmuCreate({ viommuId })`, which supplies the port. Once (EEXIST).
+   */
+  bindViommu(port: SmmuViommuPort): void {
+    if (this.#closed) throw new IommufdError('EBADF', ERRORS.closed);
+    if (this.#direct !== undefined) throw new IommufdError('EEXIST', 'this unit is already bound to a vIOMMU');
+    const d = new SmmuDirectPath(port);
+    this.#direct = d;
+    const h = this.#host;
+    h.check = (cmd) => d.check(cmd);
+    h.isExit = (cmd) => d.isExit(cmd);
+    h.emitExit = (cmd, index, mem, at) => d.emitExit(cmd, index, mem, at);
+    h.forward = (cmd, mem, at) => d.forward(cmd, mem, at);
+    h.flushForwarded = () => d.flush();
+  }
+
+  /** The vIOMMU the unit is bound to, or undefined. */
+  get viommuId(): number | undefined {
+    return this.#direct?.viommuId;
+  }
+
+  /** Commands handed to the VMM by the direct path (EINVAL when the unit is not bound). */
+  get exits$(): Observable<SmmuExit> {
+    if (this.#direct === undefined) throw new IommufdError('EINVAL', 'this unit is not bound to a vIOMMU');
+    return this.#direct.exits$;
+  }
+
+  /**
+   * The VMM is done with the exit the queue stopped at: CONS moves past it and consumption goes on.
+   * With `runIt` (the default) the unit also runs the command on its own caches (a CFGI_STE drops
+   * its cached configuration, a TLBI_S12_VMALL its entries); a no-op without a pending exit.
+   */
+  resumeExit(runIt = true): void {
+    if (this.#closed) throw new IommufdError('EBADF', ERRORS.closed);
+    this.#consumer.resume(runIt);
+  }
+
   /** The unit's counters. */
   stats(): SmmuStats {
     return {
@@ -290,6 +352,7 @@ export class SmmuIommu {
       configHits: this.#config.hits,
       configMisses: this.#config.misses,
       config: this.#config.counters(),
+      direct: this.#direct?.stats(),
     };
   }
 
@@ -298,6 +361,8 @@ export class SmmuIommu {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     this.#consumer.stop();
+    this.#direct?.close();
+    if (this.#ramVa !== undefined) this.#backend.mm?.munmap(this.#ramVa, BigInt(this.ram.bytes));
     for (const tag of this.#vmidTags.values()) this.#backend.tables.recycleDomain(tag);
     for (const slot of this.#atsSlots.values()) this.#backend.tables.freeDevice(slot);
     this.#vmidTags.clear();
@@ -547,6 +612,6 @@ export class SmmuIommu {
 /** The register options of `opts` (without the unit's own resources). */
 function registerOptions(opts: SmmuIommuOptions): SmmuRegisterOptions {
   const o: Record<string, unknown> = { ...opts };
-  for (const k of ['guestRamBytes', 'ram', 'threads', 'configEntries']) delete o[k];
+  for (const k of ['guestRamBytes', 'ram', 'threads', 'configEntries', 'viommuId']) delete o[k];
   return o;
 }

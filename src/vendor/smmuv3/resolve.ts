@@ -152,10 +152,18 @@ export class SmmuResolver {
    */
   resolve(sid: number, ssid: number, out: SmmuConfig): number {
     out.reset();
-    let event = this.#fetchSte(sid, out);
+    const event = this.#fetchSte(sid, out);
     if (event !== 0) return event;
-    const ste = decodeSte(this.#w, 0, out.ste);
-    event = this.#checkSte(ste, out);
+    return this.resolveSte(decodeSte(this.#w, 0, out.ste), ssid, out);
+  }
+
+  /**
+   * {@link resolve} from step 6 on, for an STE the caller already holds (decoded): what a
+   * nested vSTE installs, say, which no stream table holds. `ste` may be `out.ste`. Same results.
+   */
+  resolveSte(ste: Readonly<Ste>, ssid: number, out: SmmuConfig): number {
+    out.reset();
+    let event = this.#checkSte(ste, out);
     if (event !== 0) return event;
     const config = ste.config;
     out.config = config;
@@ -301,23 +309,23 @@ export class SmmuResolver {
       cdAddr = ste.s1ContextPtr + cdIndex * CD_TABLE.CD_BYTES;
     } else {
       const l1Addr = ste.s1ContextPtr + Math.floor(cdIndex / POW2[leafBits]!) * CD_TABLE.L1CD_BYTES;
-      const event = this.#readCdTable(l1Addr, 1, nested, out);
+      const event = this.#readCdTable(l1Addr, 1, nested, ste.s2R, out);
       if (event !== 0) return event;
       const l1 = decodeL1Cd(this.#w, 0, out.l1cd);
       if (!l1.valid) return configEvent(out, SMMU_CFG_EVT.C_BAD_SUBSTREAMID, 0);
       cdAddr = l1.l2Ptr + (cdIndex % POW2[leafBits]!) * CD_TABLE.CD_BYTES;
     }
-    return this.#readCdTable(cdAddr, STE.WORDS / 2, nested, out);
+    return this.#readCdTable(cdAddr, STE.WORDS / 2, nested, ste.s2R, out);
   }
 
-  /** Reads `count` qwords of the CD table at `addr`, an IPA translated by stage 2 when `nested`. */
-  #readCdTable(addr: number, count: number, nested: boolean, out: SmmuConfig): number {
+  /** Reads `count` qwords of the CD table at `addr`, an IPA translated by stage 2 when `nested` (`s2r`: STE.S2R). */
+  #readCdTable(addr: number, count: number, nested: boolean, s2r: boolean, out: SmmuConfig): number {
     let pa = addr;
     if (nested) {
       pa = this.#stage2!.translate(out.s2Root, out.s2Cfg, addr, this.#fault);
       if (pa < 0) {
         const event = this.#fault.words[4]!;
-        const record = event === SMMU_EVT.F_WALK_EABT || out.ste.s2R;
+        const record = event === SMMU_EVT.F_WALK_EABT || s2r;
         configEvent(out, event, 0);
         out.record = record ? 1 : 0;
         out.stage2 = 1;

@@ -30,6 +30,7 @@ import {
 import { InvalidationPipeline, type Completion } from '../../pipeline/index.js';
 import { DEV_ATS, DomainFormat, type ContextTables } from '../../translate/index.js';
 import { IommufdError } from '../../util/errors.js';
+import { mapGuestRam } from '../guest-ram-map.js';
 import { VtdAssignments, type VtdAssignmentHost, type VtdAssignmentStats } from './assign.js';
 import {
   decodeDescriptor,
@@ -281,21 +282,7 @@ export class VtdIommu {
    */
   mapGuestRam(ioasId: number): void {
     const { host, mm } = this.#backend;
-    if (host === undefined || mm === undefined) throw new IommufdError('EOPNOTSUPP', 'this unit has no iommufd host');
-    if (this.#ramVa !== undefined) throw new IommufdError('EEXIST', 'guest RAM is already mapped');
-    const va = mm.mapFrames(this.ram.basePa / 4096, this.ram.bytes / 4096);
-    try {
-      host.ioasMap(ioasId, {
-        userVa: va,
-        length: BigInt(this.ram.bytes),
-        iova: 0n,
-        flags: { fixedIova: true, readable: true, writeable: true },
-      });
-    } catch (e) {
-      mm.munmap(va, BigInt(this.ram.bytes));
-      throw e;
-    }
-    this.#ramVa = va;
+    this.#ramVa = mapGuestRam(host, mm, this.ram, ioasId, this.#ramVa);
   }
 
   /**
