@@ -298,10 +298,13 @@ export class InvalidationPipeline {
           const all = (w[at + 7]! & OpFlag.AllPasids) !== 0;
           if (atc === undefined) {
             this.#m.unsupported++;
-          } else if (w[at + 6] === 0xffffffff) {
+          } else if (w[at + 6] === 0xffffffff || this.#atcRegions(w, i) > this.#o.maxRegions) {
+            // Every page, or a span too large to probe region by region (a guest's ATC_INV of
+            // 2^31 pages would otherwise walk a million regions): flush the device or the PASID.
             if (all) atc.flushTag(dev);
             else atc.flushAsid(Iotlb.tagWord(dev, tag));
-            this.#m.epochFlushes++;
+            if (w[at + 6] === 0xffffffff) this.#m.epochFlushes++;
+            else this.#m.overInvalidations++;
           } else {
             routed += this.#push(lists, n, atc.shardOf(dev, 0), i);
           }
@@ -342,6 +345,12 @@ export class InvalidationPipeline {
     const tasks: ShardTask[] = [];
     for (let s = 0; s < shards; s++) if (n[s]! > 0) tasks.push({ shard: s, ops: w, list: lists[s]!, n: n[s]! });
     return { tasks, routed };
+  }
+
+  /** The 2 MiB regions op `i`'s range touches. */
+  #atcRegions(w: Uint32Array, i: number): number {
+    const addr = opAddr(w, i);
+    return Math.ceil((addr + w[i * OP_WORDS + 6]! * 4096) / 2097152) - Math.floor(addr / 2097152);
   }
 
   #push(lists: Int32Array[], n: Int32Array, shard: number, i: number): number {

@@ -343,6 +343,21 @@ describe('SMMUv3 unit: translation', () => {
     s.submit([Opcode.AtcInv, { sid: SID, addr: 0, size: 52 }], s.sync());
     expect(s.unit.translate({ sid: SID }, PAGE, R)).toBeLessThan(0);
   });
+
+  it('a huge ATC_INV span (2^31 pages, as Linux sends for an unmap straddling a 2^31-page boundary) flushes the device instead of probing a million regions', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const s = setup(fd);
+    const { pt } = stage1(s);
+    s.ste(SID, { valid: true, config: STE_CONFIG.S1, s1ContextPtr: CDTAB, s2Vmid: VMID, eats: 1 });
+    s.unit.addAtsDevice(SID);
+    const pa = s.unit.translate({ sid: SID }, PAGE, R);
+    pt.unmap(PAGE, 4096);
+    s.submit([Opcode.TlbiNhAll, { vmid: VMID }], s.sync());
+    expect(s.unit.translate({ sid: SID }, PAGE, R)).toBe(pa); // the ATC
+    // Before the fix this one command took a minute (the test would time out).
+    s.submit([Opcode.AtcInv, { sid: SID, addr: 0, size: 31 }], s.sync());
+    expect(s.unit.translate({ sid: SID }, PAGE, R)).toBeLessThan(0);
+  });
 });
 
 describe('SMMUv3 unit: the command queue', () => {
