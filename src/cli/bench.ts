@@ -37,6 +37,10 @@ export const BENCH_FLAGS = {
   'vtd-cycles': 'int',
   'vtd-policy': 'string',
   'vtd-mode': 'string',
+  'smmu-cycles': 'int',
+  'smmu-policy': 'string',
+  'smmu-pages': 'int',
+  'smmu-no-ril': 'bool',
   json: 'bool',
   help: 'bool',
 } as const;

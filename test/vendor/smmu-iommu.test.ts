@@ -365,7 +365,11 @@ describe('SMMUv3 unit: the command queue', () => {
     fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
     const s = setup(fd);
     const irqs: string[] = [];
-    s.unit.interrupts$.subscribe((i) => irqs.push(i.kind));
+    const consAtIrq: number[] = [];
+    s.unit.interrupts$.subscribe((i) => {
+      irqs.push(i.kind);
+      consAtIrq.push(s.cons());
+    });
     s.gp.i32[MSI / 4] = -1;
     s.submit(s.sync(), s.sync({ cs: SyncCs.Irq, msiAddr: MSI, msiData: 0x1234 }), s.sync({ cs: SyncCs.Sev }));
     expect(s.gp.i32[MSI / 4]).toBe(0x1234);
@@ -373,6 +377,8 @@ describe('SMMUv3 unit: the command queue', () => {
     const st = s.unit.stats().cmdq;
     expect(st).toMatchObject({ syncs: 3, syncIrq: 1, syncSev: 1, commands: 3 });
     expect(irqs).toContain('cmd-sync');
+    // CONS has passed the sync when its interrupt arrives (the second command of the three).
+    expect(consAtIrq[irqs.indexOf('cmd-sync')]).toBe(2);
   });
 
   it('an MSI outside guest RAM aborts: GERROR.MSI_CMDQ_ABT_ERR, and the queue goes on', () => {

@@ -89,6 +89,7 @@ export interface CmdqStats {
 const OPS_PER_SEGMENT = 4096;
 /** CMD_SYNCs held until their segment runs (more flush the segment early). */
 const MAX_PENDING_SYNCS = 256;
+const SYNC_STRIDE = 4;
 
 /** The command queue consumer of one unit. */
 export class CmdqConsumer {
@@ -96,8 +97,8 @@ export class CmdqConsumer {
   readonly #host: CmdqHost;
   readonly #cmd = new SmmuCommand();
   readonly #ops = new OpList(OPS_PER_SEGMENT + 64);
-  /** Pending syncs: CS, MSI address, MSI data (3 numbers each). */
-  readonly #syncs = new Float64Array(MAX_PENDING_SYNCS * 3);
+  /** Pending syncs: CS, MSI address, MSI data, the CONS that passes the sync (SYNC_STRIDE numbers each). */
+  readonly #syncs = new Float64Array(MAX_PENDING_SYNCS * SYNC_STRIDE);
   #syncCount = 0;
   #seq = 0;
   #consuming = false;
@@ -170,9 +171,10 @@ export class CmdqConsumer {
     if (this.#exitAt < 0) return;
     const at = this.#exitAt;
     this.#exitAt = -1;
-    if (runIt) this.#execute(this.#cmd);
+    const next = queueIncrement(at, this.#regs.cmdqLog2Size);
+    if (runIt) this.#execute(this.#cmd, next);
     this.#runSegment();
-    this.#regs.setCmdqCons(queueIncrement(at, this.#regs.cmdqLog2Size));
+    this.#regs.setCmdqCons(next);
     this.#stats.commands++;
     this.consume();
   }
@@ -221,16 +223,19 @@ export class CmdqConsumer {
         return;
       }
       host.forward?.(cmd, mem, addr >>> 2);
-      this.#execute(cmd);
       cons = queueIncrement(cons, log2);
+      this.#execute(cmd, cons);
       this.#stats.commands++;
     }
     this.#runSegment();
     regs.setCmdqCons(cons);
   }
 
-  /** Decodes `cmd` into ops (or runs it on the unit) and queues a CMD_SYNC's completion. */
-  #execute(cmd: SmmuCommand): void {
+  /**
+   * Decodes `cmd` into ops (or runs it on the unit) and queues a CMD_SYNC's completion; `next` is
+   * the CONS value past the command.
+   */
+  #execute(cmd: SmmuCommand, next: number): void {
     const host = this.#host;
     const ops = this.#ops;
     const seq = (this.#seq = (this.#seq + 1) >>> 0);
@@ -242,18 +247,22 @@ export class CmdqConsumer {
       return;
     }
     if (cmd.opcode === Opcode.Sync) {
-      const at = this.#syncCount * 3;
+      const at = this.#syncCount * SYNC_STRIDE;
       const f = cmd.f;
       this.#syncs[at] = f[Field.cs]!;
       this.#syncs[at + 1] = f[Field.msiAddr]!;
       this.#syncs[at + 2] = f[Field.msiData]!;
+      this.#syncs[at + 3] = next;
       this.#syncCount++;
       if (this.#syncCount === MAX_PENDING_SYNCS) this.#runSegment();
     }
     if (ops.count >= OPS_PER_SEGMENT) this.#runSegment();
   }
 
-  /** Runs the ops decoded so far, then completes their CMD_SYNCs in order. */
+  /**
+   * Runs the ops decoded so far, then completes their CMD_SYNCs in order: CONS passes each sync
+   * before its interrupt or MSI, so a handler that reads CMDQ_CONS sees the sync consumed.
+   */
   #runSegment(): void {
     const ops = this.#ops;
     if (ops.count > 0) this.#host.run(ops);
@@ -261,11 +270,13 @@ export class CmdqConsumer {
     this.#host.flushForwarded?.();
     const s = this.#syncs;
     for (let i = 0; i < this.#syncCount; i++) {
-      const cs = s[i * 3]!;
+      const at = i * SYNC_STRIDE;
+      const cs = s[at]!;
       this.#stats.syncs++;
+      this.#regs.setCmdqCons(s[at + 3]!);
       if (cs === SyncCs.Irq) {
         this.#stats.syncIrq++;
-        if (!this.#regs.signalCmdSync(s[i * 3 + 1], s[i * 3 + 2]! >>> 0)) this.#stats.syncMsiAborts++;
+        if (!this.#regs.signalCmdSync(s[at + 1], s[at + 2]! >>> 0)) this.#stats.syncMsiAborts++;
       } else if (cs === SyncCs.Sev) {
         this.#stats.syncSev++;
       }
