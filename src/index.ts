@@ -62,6 +62,14 @@ export {
   type SmmuStats,
 } from './vendor/smmuv3/iommu.js';
 export { SmmuRegisters, type SmmuInterrupt, type SmmuRegisterOptions } from './vendor/smmuv3/regs.js';
+export type { SmmuExit, SmmuDirectStats, SmmuViommuPort } from './vendor/smmuv3/direct.js';
+export {
+  SmmuGuestDriver,
+  type SmmuAttachOptions,
+  type SmmuGuestDriverOptions,
+  type SmmuGuestStats,
+  type SmmuUnitPort,
+} from './guest/smmuv3/index.js';
 export {
   VtdGuestDriver,
   type VtdAttachOptions,
