@@ -725,7 +725,8 @@ export class Iommufd {
       unit.bindViommu({
         viommuId: id,
         invalidate: (cmds) => this.viommuInvalidate(id, { dataType: 'arm-smmuv3', cmds }),
-        hasVsid: (vsid) => reg.viommuInfo(ctx, id).vdevices.some((d) => d.virtId === BigInt(vsid)),
+        // A destroyed vIOMMU knows no vSID: the command is refused (CERROR_ILL), the doorbell does not throw.
+        hasVsid: (vsid) => reg.viommuHasVdev(ctx, id, BigInt(vsid)),
       });
       this.#viommuUnits.set(id, unit);
     }

@@ -97,14 +97,21 @@ export class FrameAllocator {
 
   /**
    * Allocates `count` physically contiguous zeroed frames, each with one user, from the frames
-   * that were never used. Returns the first frame. ENOMEM when no such run is left.
+   * that were never used, the first a multiple of `alignFrames` (a power of two; a concatenated
+   * stage-2 start table must be aligned to its size). Frames skipped to align go to the free
+   * stack. Returns the first frame. ENOMEM when no such run is left.
    */
-  allocContiguous(count: number): number {
+  allocContiguous(count: number, alignFrames = 1): number {
     this.faults?.step('contiguous frame allocation');
     this.#lock();
-    const first = this.#hdr[NEXT_FRESH]!;
+    const fresh = this.#hdr[NEXT_FRESH]!;
+    const first = Math.ceil(fresh / alignFrames) * alignFrames;
     const ok = count > 0 && first + count <= this.#mem.frameCount;
     if (ok) {
+      for (let f = fresh; f < first; f++) {
+        this.#stack[this.#hdr[FREE_TOP]!] = f;
+        this.#hdr[FREE_TOP] = this.#hdr[FREE_TOP]! + 1;
+      }
       this.#hdr[NEXT_FRESH] = first + count;
       this.#hdr[IN_USE] = this.#hdr[IN_USE]! + count;
       for (let f = first; f < first + count; f++) Atomics.store(this.users, f, 1);

@@ -78,7 +78,8 @@ export class RadixPageTable {
     this.#counts = entryCountsFor(mem);
     this.codec = codec;
     this.#rootFrames = Math.max(1, Math.ceil(codec.startEntries / 512));
-    const first = this.#rootFrames === 1 ? frames.alloc() : frames.allocContiguous(this.#rootFrames);
+    // Concatenated start tables are aligned to their total size, as the architecture requires.
+    const first = this.#rootFrames === 1 ? frames.alloc() : frames.allocContiguous(this.#rootFrames, this.#rootFrames);
     this.rootPa = first * 4096;
     this.#counts[first] = 0;
   }

@@ -24,7 +24,15 @@ export {
 export { destroy, destroyAll, option, snapshot } from './main.js';
 export { DRIVERS, type IommuDriver } from './domain.js';
 export type { ArmVste, IommuKind, Range, ObjectType, ViommuType } from './objects.js';
-export { viommuAlloc, vdeviceAlloc, viommuFindDev, viommuInfo, type ArmSmmuv3Data, type ViommuInfo } from './viommu.js';
+export {
+  viommuAlloc,
+  vdeviceAlloc,
+  viommuFindDev,
+  viommuHasVdev,
+  viommuInfo,
+  type ArmSmmuv3Data,
+  type ViommuInfo,
+} from './viommu.js';
 export { viommuInvalidate, type ArmSmmuv3Command, type SelftestViommuInvalidation } from './viommu-invalidate.js';
 export { MOCK_DEV_CACHE_DEFAULT, MOCK_DEV_CACHE_SLOTS } from './objects.js';
 export {

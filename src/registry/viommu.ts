@@ -142,6 +142,12 @@ export function viommuFindDev(ctx: IommufdCtx, viommuId: number, virtId: bigint)
   return vdev.dev.id;
 }
 
+/** Whether vIOMMU `viommuId` exists and has a vDEVICE with virtual ID `virtId`; never throws. */
+export function viommuHasVdev(ctx: IommufdCtx, viommuId: number, virtId: bigint): boolean {
+  const o = ctx.objects.find(viommuId);
+  return o?.type === 'viommu' && o.vdevs.has(virtId);
+}
+
 /** What {@link viommuInfo} reports. */
 export interface ViommuInfo {
   /** IOMMU_VIOMMU_TYPE_*. */

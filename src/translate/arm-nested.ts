@@ -13,6 +13,7 @@ import {
   TranslateFault,
   type WalkFault,
 } from '../pgtable/index.js';
+import { S2_ONLY_ASID } from '../vendor/smmuv3/commands-ops.js';
 import { HTTU, STALL_MODEL } from '../vendor/smmuv3/regs-defs.js';
 import { SmmuResolver } from '../vendor/smmuv3/resolve.js';
 import { SMMU_ABORT, SMMU_RESOLVED, SmmuConfig, type SmmuCaps } from '../vendor/smmuv3/resolve-config.js';
@@ -105,11 +106,8 @@ export function packArmNestedConfig(v: ArmNestedFields): number {
   );
 }
 
-/**
- * The ASID slot of the IOTLB tag of stage-2-only translations through an ArmNested descriptor:
- * above every 16-bit ASID, inside the tag word's 20 bits.
- */
-export const S2_ONLY_ASID = 0x10000;
+/** The ASID slot of stage-2-only translations through an ArmNested descriptor (commands-ops.ts). */
+export { S2_ONLY_ASID };
 
 /**
  * What the physical SMMUv3 under the vIOMMUs implements, as the configuration fetch needs it:

@@ -42,6 +42,19 @@ describe('FrameAllocator', () => {
     expect(a.inUse).toBe(16);
   });
 
+  it('aligns a contiguous run to alignFrames; the frames skipped are allocated later, none is lost', () => {
+    const m = new PhysMemory(64 * 1024);
+    const a = new FrameAllocator(m);
+    expect(a.alloc()).toBe(0);
+    const first = a.allocContiguous(4, 4); // a 16 KiB concatenated root: frames 4..7
+    expect(first).toBe(4);
+    expect(a.inUse).toBe(5);
+    const rest = new Set<number>();
+    for (let i = 0; i < 11; i++) rest.add(a.alloc());
+    expect([...rest].sort((x, y) => x - y)).toEqual([1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15]);
+    expect(() => a.alloc()).toThrow(expect.objectContaining({ errno: 'ENOMEM' }));
+  });
+
   it('zeroes a recycled frame and keeps its state in shared memory', () => {
     const m = new PhysMemory(64 * 1024);
     const a = new FrameAllocator(m);

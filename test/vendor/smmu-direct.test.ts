@@ -38,7 +38,7 @@ function vm(sid: number) {
   const ioas = fd.ioasAlloc();
   const parent = fd.hwptAlloc({ devId: dev, ptId: ioas, flags: { nestParent: true } });
   const viommu = fd.viommuAlloc({ devId: dev, hwptId: parent, type: 'arm-smmuv3' });
-  fd.vdeviceAlloc({ viommuId: viommu, devId: dev, virtId: VSID });
+  const vdev = fd.vdeviceAlloc({ viommuId: viommu, devId: dev, virtId: VSID });
   const unit = fd.smmuCreate({ viommuId: viommu, guestRamBytes: 8 * 2 ** 20 });
   unit.mapGuestRam(ioas);
   const gp = unit.guest;
@@ -59,6 +59,10 @@ function vm(sid: number) {
     mmio(SMMU_REG.CMDQ_PROD, prod);
   };
   const cons = (): number => unit.mmioRead(SMMU_REG.CMDQ_CONS, 4) as number;
+  /** Rewrites queue entry `index` as a bare command (no ring). */
+  const overwrite = (index: number, op: number): void => {
+    encodeCommand(op, {}, u32, (CMDQ + (index & 31) * 16) / 4);
+  };
   // The guest's stage-1 table, CD and STE for its device (vSID).
   const pt = new RadixPageTable(gp, frames, armS1Codec(armS1Config(16)));
   const data = frames.alloc() * 4096;
@@ -102,7 +106,7 @@ function vm(sid: number) {
     }
     unit.resumeExit();
   });
-  return { dev, ioas, viommu, unit, gp, pt, data, submit, cons, exits, prod: () => prod };
+  return { dev, vdev, ioas, viommu, unit, gp, pt, data, submit, cons, overwrite, exits, prod: () => prod };
 }
 
 function bound(u: SmmuIommu): number {
@@ -161,6 +165,25 @@ describe('SMMUv3 direct queue path', () => {
     expect(fd.translate(b.dev, IOVA, Access.Read)).toBeGreaterThan(0);
     b.submit([Opcode.TlbiNhAll, { vmid: 0 }], [Opcode.Sync, {}]);
     expect(fd.translate(b.dev, IOVA, Access.Read)).toBeLessThan(0);
+  });
+
+  it('a destroyed vDEVICE or vIOMMU never makes the doorbell throw: unknown vSIDs are CERROR_ILL, failed forwards are counted', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const v = vm(0x40);
+    fd.destroy(v.vdev);
+    v.submit([Opcode.CfgiCd, { sid: VSID, ssid: 0 }]);
+    expect(v.cons()).toBe(CERROR.ILL << 24);
+    // Linux's recovery: the bad entry becomes a CMD_SYNC, then GERRORN.
+    v.overwrite(0, Opcode.Sync);
+    v.unit.mmioWrite(SMMU_REG.GERRORN, v.unit.mmioRead(SMMU_REG.GERROR, 4), 4);
+    expect(v.cons() & 0xff).toBe(v.prod()); // ERR keeps the last error code, as in QEMU
+    fd.destroy(v.viommu);
+    expect(() => v.submit([Opcode.TlbiNhAll, {}], [Opcode.Sync, {}])).not.toThrow();
+    expect(v.cons() & 0xff).toBe(v.prod());
+    expect(v.unit.stats().direct).toMatchObject({ forwardErrors: 1, unknownVsid: 1 });
+    v.submit([Opcode.AtcInv, { sid: VSID, size: 52 }]);
+    expect(v.cons() & 0xff).toBe((v.prod() - 1) & 63);
+    expect(v.unit.stats().direct?.unknownVsid).toBe(2);
   });
 
   it('binding rules: ENOENT for no vIOMMU, EEXIST for a second unit, EINVAL for a selftest vIOMMU; exits$ needs a binding', () => {

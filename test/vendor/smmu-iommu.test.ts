@@ -266,6 +266,34 @@ describe('SMMUv3 unit: translation', () => {
     expect(s.events()[0]).toMatchObject({ type: SMMU_EVT.F_TRANSLATION, stage2: true, class: EVT_CLASS.CD });
   });
 
+  it('a stage-2-only stream and a stage-1 stream with ASID 0 in the same VMID never share IOTLB entries; TLBI_S2_IPA reaches the stage-2 one', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const s = setup(fd);
+    const { data } = stage1(s, { asid: 0 });
+    const s2 = new RadixPageTable(s.gp, s.frames, armS2Codec(armS2Config(24, 1)));
+    const other = s.frames.alloc() * 4096;
+    s2.map(PAGE, 4096, () => other, R | W, false);
+    s.ste(SID + 1, {
+      valid: true,
+      config: STE_CONFIG.S2,
+      s2Vmid: VMID,
+      s2T0sz: 24,
+      s2Sl0: 1,
+      s2Tg: 0,
+      s2Ps: 5,
+      s2Aa64: true,
+      s2R: true,
+      s2Ttb: s2.rootPa,
+    });
+    expect(s.unit.translate({ sid: SID }, PAGE, R)).toBe(s.unit.ram.gpaToPa(data));
+    expect(s.unit.translate({ sid: SID + 1 }, PAGE, R)).toBe(s.unit.ram.gpaToPa(other));
+    expect(s.unit.translate({ sid: SID + 1 }, PAGE, R)).toBe(s.unit.ram.gpaToPa(other));
+    s2.unmap(PAGE, 4096);
+    s.submit([Opcode.TlbiS2Ipa, { vmid: VMID, addr: PAGE }], s.sync());
+    expect(s.unit.translate({ sid: SID + 1 }, PAGE, R)).toBeLessThan(0);
+    expect(s.unit.translate({ sid: SID }, PAGE, R)).toBe(s.unit.ram.gpaToPa(data));
+  });
+
   it('bypass and abort STEs, GBPA while SMMUEN = 0, and configuration events in the check order', () => {
     fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
     const s = setup(fd);

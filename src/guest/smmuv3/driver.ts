@@ -30,6 +30,7 @@
  * shared radix builder frees them, io-pgtable-arm does not) and such an unmap is invalidated as
  * non-leaf; no E2H (a guest kernel runs at EL1), no substreams (S1CDMax 0), no stall masters.
  */
+import { drainFlushQueues, pendingFlushes } from '../flush-queue.js';
 import { FrameAllocator, type PhysMemory } from '../../memory/index.js';
 import { armS1Codec, armS1Config, RadixPageTable } from '../../pgtable/index.js';
 import { IommufdError } from '../../util/errors.js';
@@ -611,9 +612,7 @@ export class SmmuGuestDriver {
 
   /** Entries waiting in the lazy flush queues. */
   get pendingFlushes(): number {
-    let n = 0;
-    for (const d of this.#domains.values()) n += d.flushQueue.length;
-    return n;
+    return pendingFlushes(this.#domains.values());
   }
 
   /**
@@ -622,13 +621,7 @@ export class SmmuGuestDriver {
    * entries drained.
    */
   flushLazy(): number {
-    let n = 0;
-    for (const d of this.#domains.values()) {
-      if (d.flushQueue.length === 0) continue;
-      n += d.flushQueue.length;
-      this.#drainFlushQueue(d);
-    }
-    return n;
+    return drainFlushQueues(this.#domains.values(), (d) => this.#drainFlushQueue(d));
   }
 
   /** `fq_flush_iotlb` then `fq_ring_free`. */

@@ -5,12 +5,11 @@
  * completes) becomes EIO, as the Errno type has neither.
  */
 import { IommufdError, type Errno } from '../../util/errors.js';
+import { GUEST_DRIVER_ERRORS } from '../errors.js';
 
 const hex = (v: number): string => `0x${(v >>> 0).toString(16)}`;
 
 const MESSAGES = {
-  notProbed: () => 'the driver has not probed the unit yet (call probe() first)',
-  probed: () => 'the unit was already probed',
   noAArch64: () => 'AArch64 table format not supported (IDR0.TTF)',
   noStage1: () => 'the unit has no stage 1 (IDR0.S1P = 0); this driver builds stage-1 DMA domains only',
   no4k: () => 'the unit has no 4 KiB translation granule (IDR5.GRAN4K = 0); the driver builds 4 KiB tables only',
@@ -37,19 +36,11 @@ const MESSAGES = {
   noDomain: (id: number) => `no domain ${id}`,
   notAttached: (sid: number) => `StreamID ${hex(sid)} is not attached to a domain`,
   noL2: (sid: number) => `StreamID ${hex(sid)} has no level-2 stream table (the device was never added)`,
-  range: (iova: number, length: number, limit: number) =>
-    `range [${hex(iova)}, +${hex(length)}) must be 4 KiB aligned, non-empty and below 0x${limit.toString(16)}`,
-  gpa: (gpa: number) => `guest-physical address ${String(gpa)} must be 4 KiB aligned and non-negative`,
-  prot: (prot: number) => `prot must be 1 (read), 2 (write) or 3, got ${String(prot)}`,
-  mapped: (iova: number) => `IOVA 0x${iova.toString(16)} is already mapped`,
-  pendingFree: (iova: number) => `IOVA 0x${iova.toString(16)} still waits in the flush queue (not free until a drain)`,
-  option: (name: string, v: unknown, range: string) => `${name} must be ${range}, got ${String(v)}`,
 } as const;
 
 /** The driver's errors: an IommufdError with Linux's errno and one of the messages above. */
 export const DRIVER_ERRORS = {
-  notProbed: () => new IommufdError('ENODEV', MESSAGES.notProbed()),
-  probed: () => new IommufdError('EBUSY', MESSAGES.probed()),
+  ...GUEST_DRIVER_ERRORS,
   noAArch64: () => new IommufdError('ENODEV', MESSAGES.noAArch64()),
   noStage1: () => new IommufdError('EOPNOTSUPP', MESSAGES.noStage1()),
   no4k: () => new IommufdError('EOPNOTSUPP', MESSAGES.no4k()),
@@ -74,11 +65,4 @@ export const DRIVER_ERRORS = {
   noDomain: (id: number) => new IommufdError('ENOENT', MESSAGES.noDomain(id)),
   notAttached: (sid: number) => new IommufdError('ENODEV', MESSAGES.notAttached(sid)),
   noL2: (sid: number) => new IommufdError('ENODEV', MESSAGES.noL2(sid)),
-  range: (iova: number, length: number, limit: number) =>
-    new IommufdError('EINVAL', MESSAGES.range(iova, length, limit)),
-  gpa: (gpa: number) => new IommufdError('EINVAL', MESSAGES.gpa(gpa)),
-  prot: (prot: number) => new IommufdError('EINVAL', MESSAGES.prot(prot)),
-  mapped: (iova: number) => new IommufdError('EEXIST', MESSAGES.mapped(iova)),
-  pendingFree: (iova: number) => new IommufdError('EBUSY', MESSAGES.pendingFree(iova)),
-  option: (name: string, v: unknown, range: string) => new IommufdError('EINVAL', MESSAGES.option(name, v, range)),
 } as const satisfies Record<string, (...args: never[]) => IommufdError & { errno: Errno }>;

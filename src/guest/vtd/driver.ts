@@ -21,6 +21,7 @@
  *   CAP.MAMV, which Linux would send as it is (and the unit reject with IQE), falls back to the
  *   PASID-selective form.
  */
+import { drainFlushQueues, pendingFlushes } from '../flush-queue.js';
 import { FrameAllocator } from '../../memory/index.js';
 import { RadixPageTable, vtdSecondStageCodec, x86FirstStageCodec } from '../../pgtable/index.js';
 import { IommufdError } from '../../util/errors.js';
@@ -566,9 +567,7 @@ export class VtdGuestDriver {
 
   /** Entries waiting in the lazy flush queues. */
   get pendingFlushes(): number {
-    let n = 0;
-    for (const d of this.#domains.values()) n += d.flushQueue.length;
-    return n;
+    return pendingFlushes(this.#domains.values());
   }
 
   /**
@@ -577,13 +576,7 @@ export class VtdGuestDriver {
    * the queued table pages are freed. Returns the entries drained.
    */
   flushLazy(): number {
-    let n = 0;
-    for (const d of this.#domains.values()) {
-      if (d.flushQueue.length === 0) continue;
-      n += d.flushQueue.length;
-      this.#drainFlushQueue(d);
-    }
-    return n;
+    return drainFlushQueues(this.#domains.values(), (d) => this.#drainFlushQueue(d));
   }
 
   /** `fq_flush_iotlb` (`intel_flush_iotlb_all`) then `fq_ring_free`. */

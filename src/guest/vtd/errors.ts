@@ -3,10 +3,9 @@
  * errno is the one Linux's intel-iommu returns for the same condition where it has one.
  */
 import { IommufdError, type Errno } from '../../util/errors.js';
+import { GUEST_DRIVER_ERRORS } from '../errors.js';
 
 const MESSAGES = {
-  notProbed: () => 'the driver has not probed the unit yet (call probe() first)',
-  probed: () => 'the unit was already probed',
   noQi: () => 'the unit has no queued invalidation (ECAP.QI = 0); register-based invalidation is not modelled',
   noScalable: () =>
     'scalable mode needs ECAP.SMTS and a stage it can build: ECAP.SLTS, or ECAP.FLTS for first-level domains',
@@ -24,19 +23,11 @@ const MESSAGES = {
   did: (did: number, max: number) => `domain id must be an integer in [1, ${max}], got ${String(did)}`,
   attached: (sid: number, did: number) => `SID 0x${sid.toString(16)} is already attached to domain ${did}`,
   notAttached: (sid: number) => `SID 0x${sid.toString(16)} is not attached to a domain`,
-  range: (iova: number, length: number, limit: number) =>
-    `range [0x${iova.toString(16)}, +0x${length.toString(16)}) must be 4 KiB aligned, non-empty and below 0x${limit.toString(16)}`,
-  gpa: (gpa: number) => `guest-physical address 0x${gpa.toString(16)} must be 4 KiB aligned and non-negative`,
-  prot: (prot: number) => `prot must be 1 (read), 2 (write) or 3, got ${String(prot)}`,
-  mapped: (iova: number) => `IOVA 0x${iova.toString(16)} is already mapped`,
-  pendingFree: (iova: number) => `IOVA 0x${iova.toString(16)} still waits in the flush queue (not free until a drain)`,
-  option: (name: string, v: unknown, range: string) => `${name} must be ${range}, got ${String(v)}`,
 } as const;
 
 /** The driver's errors: an IommufdError with Linux's errno and one of the messages above. */
 export const DRIVER_ERRORS = {
-  notProbed: () => new IommufdError('ENODEV', MESSAGES.notProbed()),
-  probed: () => new IommufdError('EBUSY', MESSAGES.probed()),
+  ...GUEST_DRIVER_ERRORS,
   noQi: () => new IommufdError('EOPNOTSUPP', MESSAGES.noQi()),
   noScalable: () => new IommufdError('EOPNOTSUPP', MESSAGES.noScalable()),
   noFirstLevel: () => new IommufdError('EOPNOTSUPP', MESSAGES.noFirstLevel()),
@@ -51,11 +42,4 @@ export const DRIVER_ERRORS = {
   did: (did: number, max: number) => new IommufdError('EINVAL', MESSAGES.did(did, max)),
   attached: (sid: number, did: number) => new IommufdError('EBUSY', MESSAGES.attached(sid, did)),
   notAttached: (sid: number) => new IommufdError('ENODEV', MESSAGES.notAttached(sid)),
-  range: (iova: number, length: number, limit: number) =>
-    new IommufdError('EINVAL', MESSAGES.range(iova, length, limit)),
-  gpa: (gpa: number) => new IommufdError('EINVAL', MESSAGES.gpa(gpa)),
-  prot: (prot: number) => new IommufdError('EINVAL', MESSAGES.prot(prot)),
-  mapped: (iova: number) => new IommufdError('EEXIST', MESSAGES.mapped(iova)),
-  pendingFree: (iova: number) => new IommufdError('EBUSY', MESSAGES.pendingFree(iova)),
-  option: (name: string, v: unknown, range: string) => new IommufdError('EINVAL', MESSAGES.option(name, v, range)),
 } as const satisfies Record<string, (...args: never[]) => IommufdError & { errno: Errno }>;

@@ -12,7 +12,7 @@
  *   becomes the all-pages form (word 6 holds 32 bits).
  * - TLBI_NH_VA drops (VMID, ASID) entries; the spec also drops global (nG = 0) entries of other
  *   ASIDs at that VA, which the IOTLB does not model (it has no global attribute).
- * - TLBI_S2_IPA drops (VMID, ASID 0) stage-2 entries; combined S1+S2 entries need a following
+ * - TLBI_S2_IPA drops (VMID, `map.s2Asid`) stage-2 entries; combined S1+S2 entries need a following
  *   TLBI_S12_VMALL or NH_ALL, as the spec says.
  * - TLBI_NSNH_ALL (every entry of the Non-secure EL1 regime), the EL2 TLBIs (no EL2 regime is
  *   tagged here), PRI_RESP, RESUME and STALL_TERM return {@link UNIT_HANDLES}: the unit acts on
@@ -42,7 +42,19 @@ export interface SmmuTagMap {
   tagOf(vmid: number): number;
   /** The ATC device slot of StreamID `sid`, or -1 when no ATC is modelled for it. */
   devOf(sid: number): number;
+  /**
+   * The ASID slot of the tag word under which stage-2-only translations are cached (what
+   * TLBI_S2_IPA names); default 0. The SMMUv3 unit and the registry use {@link S2_ONLY_ASID}, so
+   * that a stage-1 context with ASID 0 in the same VMID never shares their entries.
+   */
+  readonly s2Asid?: number;
 }
+
+/**
+ * The ASID slot of stage-2-only IOTLB entries: above every 16-bit ASID, inside the tag word's
+ * 20 bits (Iotlb.tagWord).
+ */
+export const S2_ONLY_ASID = 0x10000;
 
 /**
  * {@link commandToOps} result for commands the unit executes itself, producing no op:
@@ -132,7 +144,7 @@ export function commandToOps(cmd: SmmuCommand, map: SmmuTagMap, seq: number, ops
       else if (op === Opcode.TlbiNhAsid) ops.push(Op.IotlbAsid, seq, tag, f[Field.asid], 0, 0, OpFlag.Stage1);
       else if (op === Opcode.TlbiNhVa) pushTlbiRange(ops, Op.IotlbRange, seq, tag, f[Field.asid]!, f, OpFlag.Stage1);
       else if (op === Opcode.TlbiNhVaa) pushTlbiRange(ops, Op.IotlbRangeAllAsid, seq, tag, 0, f, OpFlag.Stage1);
-      else pushTlbiRange(ops, Op.IotlbRange, seq, tag, 0, f, OpFlag.Stage2);
+      else pushTlbiRange(ops, Op.IotlbRange, seq, tag, map.s2Asid ?? 0, f, OpFlag.Stage2);
       return 1;
     }
     case Opcode.AtcInv: {

@@ -11,7 +11,7 @@
  * implemented) and recorded as events (events.ts).
  *
  * Tags: each guest VMID has an IOTLB tag of the shared tables (a stage-1-only unit uses VMID 0);
- * stage-1 and nested entries are tagged (VMID, ASID), stage-2-only entries (VMID, 0). Guest-
+ * stage-1 and nested entries are tagged (VMID, ASID), stage-2-only entries (VMID, S2_ONLY_ASID). Guest-
  * physical addresses are the unit's guest RAM; stage-2 tables, CDs and stage-1 tables all live
  * there.
  */
@@ -31,13 +31,15 @@ import {
   WalkFault,
 } from '../../pgtable/index.js';
 import { InvalidationPipeline, type Completion } from '../../pipeline/index.js';
-import { DEV_ATS, DomainFormat, type ContextTables } from '../../translate/index.js';
+import type { ContextTables } from '../../translate/index.js';
 import { IommufdError } from '../../util/errors.js';
+import { dmaRead, dmaWrite } from '../dma.js';
 import { mapGuestRam, type GuestRamMapHost } from '../guest-ram-map.js';
+import { UnitTags } from '../unit-tags.js';
 import { CmdqConsumer, type CmdqHost, type CmdqStats } from './cmdq-consumer.js';
+import { S2_ONLY_ASID } from './commands-ops.js';
 import { SmmuDirectPath, type SmmuDirectStats, type SmmuExit, type SmmuViommuPort } from './direct.js';
 import { ALL_FEATURES, Opcode, SmmuFeature, type SmmuCommand } from './commands.js';
-import type { SmmuTagMap } from './commands-ops.js';
 import { SmmuEventWriter, type SmmuEventStats } from './events.js';
 import { CR0, HTTU, OAS_ENCODING, STRTAB_FMT } from './regs-defs.js';
 import { smmuStallModel } from './regs-caps.js';
@@ -163,12 +165,9 @@ export class SmmuIommu {
   readonly #cfg = new SmmuConfig();
   readonly #payload = new Int32Array(CONFIG_PAYLOAD_WORDS);
   readonly #fault = new WalkFault();
-  /** Guest VMID → IOTLB tag (a domain descriptor of the shared tables). */
-  readonly #vmidTags = new Map<number, number>();
-  /** SID → ATC slot, for devices registered with ATS. */
-  readonly #atsSlots = new Map<number, number>();
+  /** Guest VMID → IOTLB tag, and SID → ATC slot for devices registered with ATS. */
+  readonly #tags: UnitTags;
   readonly #atcInvFailures = new Set<number>();
-  readonly #tagMap: SmmuTagMap;
   readonly #stage2: boolean;
   readonly #host: CmdqHost;
   #direct: SmmuDirectPath | undefined;
@@ -239,10 +238,7 @@ export class SmmuIommu {
     const atc = backend.atc !== undefined && backend.atc.shards === iotlb.shards ? backend.atc : undefined;
     this.#pipeline = new InvalidationPipeline(iotlb, { threads: opts.threads ?? 0, config: this.#config, atc });
     this.completions$ = this.#pipeline.completions$.asObservable();
-    this.#tagMap = {
-      tagOf: (vmid) => this.#vmidTags.get(vmid) ?? -1,
-      devOf: (sid) => this.#atsSlots.get(sid) ?? -1,
-    };
+    this.#tags = new UnitTags(backend.tables, iotlb, backend.atc, S2_ONLY_ASID);
     this.#events = new SmmuEventWriter(this.regs, (addr, words) => this.#writeRecord(addr, words));
     const features =
       (o.stage1 ? SmmuFeature.Stage1 : 0) |
@@ -254,7 +250,7 @@ export class SmmuIommu {
     const host: CmdqHost = (this.#host = {
       mem,
       features: features & ALL_FEATURES,
-      tagMap: this.#tagMap,
+      tagMap: this.#tags.tagMap,
       run: (ops: OpList) => {
         this.#pipeline.submitSync(ops);
       },
@@ -279,10 +275,7 @@ export class SmmuIommu {
 
   /** Declares a PCIe device with ATS at `sid`: with STE.EATS its translations are cached in its ATC. */
   addAtsDevice(sid: number): void {
-    if (this.#backend.atc === undefined || this.#atsSlots.has(sid)) return;
-    const slot = this.#backend.tables.allocDevice(0, DEV_ATS);
-    this.#backend.atc.resetTag(slot);
-    this.#atsSlots.set(sid, slot);
+    this.#tags.addAts(sid);
   }
 
   /**
@@ -363,10 +356,7 @@ export class SmmuIommu {
     this.#consumer.stop();
     this.#direct?.close();
     if (this.#ramVa !== undefined) this.#backend.mm?.munmap(this.#ramVa, BigInt(this.ram.bytes));
-    for (const tag of this.#vmidTags.values()) this.#backend.tables.recycleDomain(tag);
-    for (const slot of this.#atsSlots.values()) this.#backend.tables.freeDevice(slot);
-    this.#vmidTags.clear();
-    this.#atsSlots.clear();
+    this.#tags.release();
     if (this.#ownsRam) this.ram.release();
     this.#backend.memory.reclaimer.reclaim();
     return this.#pipeline.close();
@@ -400,8 +390,7 @@ export class SmmuIommu {
   /** SMMUEN changes and a new stream table: drop every cached entry of this unit. */
   #dropEverything(): void {
     this.#config.flushAll();
-    for (const tag of this.#vmidTags.values()) this.#iotlb.flushTag(tag);
-    for (const slot of this.#atsSlots.values()) this.#backend.atc?.flushTag(slot);
+    this.#tags.flushAll();
   }
 
   /**
@@ -418,7 +407,7 @@ export class SmmuIommu {
       case Opcode.TlbiEl2Asid:
       case Opcode.TlbiEl2Va:
       case Opcode.TlbiEl2Vaa:
-        for (const tag of this.#vmidTags.values()) this.#iotlb.flushTag(tag);
+        this.#tags.flushIotlb();
         break;
       default:
         break;
@@ -426,20 +415,6 @@ export class SmmuIommu {
   }
 
   // ---- translation ---------------------------------------------------------------------------
-
-  /** The IOTLB tag of guest VMID `vmid`, allocated on first use (-1: no descriptor left, no caching). */
-  #tagFor(vmid: number): number {
-    let tag = this.#vmidTags.get(vmid);
-    if (tag !== undefined) return tag;
-    try {
-      tag = this.#backend.tables.publishDomain(DomainFormat.None, 0, 0);
-    } catch {
-      return -1;
-    }
-    this.#iotlb.resetTag(tag);
-    this.#vmidTags.set(vmid, tag);
-    return tag;
-  }
 
   /**
    * Fetches (or finds cached) the configuration of a transaction into the payload scratch: returns
@@ -462,7 +437,7 @@ export class SmmuIommu {
     }
     const kind = r === SMMU_BYPASS ? KIND_BYPASS : out.kind;
     p[P_KIND] = kind | (out.eats << EATS_SHIFT);
-    p[P_TAG] = kind === KIND_BYPASS ? -1 : this.#tagFor(this.#stage2 ? out.vmid : 0);
+    p[P_TAG] = kind === KIND_BYPASS ? -1 : this.#tags.tagFor(this.#stage2 ? out.vmid : 0);
     p[P_ASID] = out.asid < 0 ? 0 : out.asid;
     p[P_S2_ROOT] = out.s2Root | 0;
     p[P_S2_CFG] = out.s2Cfg;
@@ -492,7 +467,7 @@ export class SmmuIommu {
     }
     // The device's ATC first, tagged (device, SSID).
     const atc = this.#backend.atc;
-    const atsSlot = atc === undefined ? undefined : this.#atsSlots.get(sid);
+    const atsSlot = this.#tags.atsSlot(sid);
     const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
     let atag = 0;
     let a0 = 0;
@@ -522,7 +497,7 @@ export class SmmuIommu {
     }
     const tag = p[P_TAG]!;
     const tlb = this.#iotlb;
-    const tw = tag < 0 ? -1 : Iotlb.tagWord(tag, kind === STE_CONFIG.S2 ? 0 : p[P_ASID]!);
+    const tw = tag < 0 ? -1 : Iotlb.tagWord(tag, kind === STE_CONFIG.S2 ? S2_ONLY_ASID : p[P_ASID]!);
     let s0 = 0;
     let c0 = 0;
     if (tag >= 0) {
@@ -576,36 +551,28 @@ export class SmmuIommu {
 
   /** DMA read by a device: `length` bytes at `iova`. A fault throws EFAULT (and is recorded). */
   dmaRead(req: SmmuRequest, iova: number, length: number): Uint8Array {
-    const out = new Uint8Array(length);
-    this.#dma(req, iova, length, Access.Read, (pa, off, n) =>
-      out.set(this.#backend.memory.phys.u8.subarray(pa, pa + n), off),
+    return dmaRead(
+      this.#backend.memory.phys,
+      (at, access) => this.translate(req, at, access),
+      iova,
+      length,
+      (at) => this.#dmaFault(req, at),
     );
-    return out;
   }
 
   /** DMA write by a device. A fault throws EFAULT (and is recorded); earlier pages were written. */
   dmaWrite(req: SmmuRequest, iova: number, bytes: Uint8Array): void {
-    this.#dma(req, iova, bytes.length, Access.Write, (pa, off, n) =>
-      this.#backend.memory.phys.u8.set(bytes.subarray(off, off + n), pa),
+    dmaWrite(
+      this.#backend.memory.phys,
+      (at, access) => this.translate(req, at, access),
+      iova,
+      bytes,
+      (at) => this.#dmaFault(req, at),
     );
   }
 
-  #dma(
-    req: SmmuRequest,
-    iova: number,
-    length: number,
-    access: number,
-    each: (pa: number, off: number, n: number) => void,
-  ): void {
-    let off = 0;
-    while (off < length) {
-      const at = iova + off;
-      const n = Math.min(length - off, 4096 - (at % 4096));
-      const pa = this.translate(req, at, access);
-      if (pa < 0) throw new IommufdError('EFAULT', ERRORS.dma(req.sid, req.ssid ?? -1, at, this.lastEvent));
-      each(pa, off, n);
-      off += n;
-    }
+  #dmaFault(req: SmmuRequest, at: number): IommufdError {
+    return new IommufdError('EFAULT', ERRORS.dma(req.sid, req.ssid ?? -1, at, this.lastEvent));
   }
 }
 

@@ -28,9 +28,11 @@ import {
   x86NestedWalk,
 } from '../../pgtable/index.js';
 import { InvalidationPipeline, type Completion } from '../../pipeline/index.js';
-import { DEV_ATS, DomainFormat, type ContextTables } from '../../translate/index.js';
+import type { ContextTables } from '../../translate/index.js';
 import { IommufdError } from '../../util/errors.js';
+import { dmaRead, dmaWrite } from '../dma.js';
 import { mapGuestRam } from '../guest-ram-map.js';
+import { UnitTags } from '../unit-tags.js';
 import { VtdAssignments, type VtdAssignmentHost, type VtdAssignmentStats } from './assign.js';
 import {
   decodeDescriptor,
@@ -43,7 +45,7 @@ import {
   PIOTLB_GRAN,
   VtdDescriptor,
 } from './descriptors.js';
-import { descriptorToOps, type VtdTagMap } from './descriptors-ops.js';
+import { descriptorToOps } from './descriptors-ops.js';
 import { VtdRegisters, type VtdInterrupt, type VtdRegisterOptions } from './regs.js';
 import { IQEI } from './regs-defs.js';
 import { CONFIG_FLAG, RequestKind, VTD_ABORTED, VTD_RESOLVED, VtdConfig, VtdResolver } from './resolve.js';
@@ -165,11 +167,8 @@ export class VtdIommu {
   readonly #waits: PendingWait[] = [];
   readonly #payload = new Int32Array(CONFIG_PAYLOAD_WORDS);
   readonly #fault = new WalkFault();
-  /** Guest DID → IOTLB tag (a domain descriptor of the shared tables). */
-  readonly #didTags = new Map<number, number>();
-  /** SID → device-TLB slot, for devices registered with ATS. */
-  readonly #atsSlots = new Map<number, number>();
-  readonly #tagMap: VtdTagMap;
+  /** Guest DID → IOTLB tag, and SID → device-TLB slot for devices registered with ATS. */
+  readonly #tags: UnitTags;
   readonly #devTlbErrors = new Map<number, 'timeout' | 'completion-error'>();
   readonly #haw: number;
   #assign: VtdAssignments | undefined;
@@ -239,10 +238,7 @@ export class VtdIommu {
     const atc = backend.atc !== undefined && backend.atc.shards === iotlb.shards ? backend.atc : undefined;
     this.#pipeline = new InvalidationPipeline(iotlb, { threads: opts.threads ?? 0, config: this.#config, atc });
     this.completions$ = this.#pipeline.completions$.asObservable();
-    this.#tagMap = {
-      tagOf: (did) => this.#didTags.get(did) ?? -1,
-      devOf: (sid) => this.#atsSlots.get(sid) ?? -1,
-    };
+    this.#tags = new UnitTags(backend.tables, iotlb, backend.atc);
   }
 
   // ---- the VMM's side ------------------------------------------------------------------------
@@ -270,10 +266,7 @@ export class VtdIommu {
 
   /** Declares a PCIe device with ATS at `sid`: its translations are cached in its device-TLB. */
   addAtsDevice(sid: number): void {
-    if (this.#backend.atc === undefined || this.#atsSlots.has(sid)) return;
-    const slot = this.#backend.tables.allocDevice(0, DEV_ATS);
-    this.#backend.atc.resetTag(slot);
-    this.#atsSlots.set(sid, slot);
+    this.#tags.addAts(sid);
   }
 
   /**
@@ -334,10 +327,7 @@ export class VtdIommu {
     // flight); only the pipeline's workers, if any, stop asynchronously.
     this.#assign?.close();
     if (this.#ramVa !== undefined) this.#backend.mm?.munmap(this.#ramVa, BigInt(this.ram.bytes));
-    for (const tag of this.#didTags.values()) this.#backend.tables.recycleDomain(tag);
-    for (const slot of this.#atsSlots.values()) this.#backend.tables.freeDevice(slot);
-    this.#didTags.clear();
-    this.#atsSlots.clear();
+    this.#tags.release();
     if (this.#ownsRam) this.ram.release();
     this.#backend.memory.reclaimer.reclaim();
     return this.#pipeline.close();
@@ -447,13 +437,13 @@ export class VtdIommu {
     if (d.type === DescType.Iotlb && f[Field.g] === GRAN.Global) {
       // Global: every tag of this unit (not the other guests' tags that share the IOTLB). A unit
       // may have thousands of DIDs: run what is decoded so far whenever the list fills up.
-      for (const tag of this.#didTags.values()) {
+      for (const tag of this.#tags.tags()) {
         if (ops.count >= OPS_PER_SEGMENT) this.#runSegment();
         ops.push(Op.IotlbTag, seq, tag);
       }
       return;
     }
-    descriptorToOps(d, this.#tagMap, seq, ops);
+    descriptorToOps(d, this.#tags.tagMap, seq, ops);
   }
 
   /**
@@ -505,25 +495,10 @@ export class VtdIommu {
   /** SRTP, TE changes and register-based invalidations: drop every cached entry of this unit. */
   #dropEverything(): void {
     this.#config.flushAll();
-    for (const tag of this.#didTags.values()) this.#iotlb.flushTag(tag);
-    for (const slot of this.#atsSlots.values()) this.#backend.atc?.flushTag(slot);
+    this.#tags.flushAll();
   }
 
   // ---- translation ---------------------------------------------------------------------------
-
-  /** The IOTLB tag of guest DID `did`, allocated on first use (-1: no descriptor left, no caching). */
-  #tagFor(did: number): number {
-    let tag = this.#didTags.get(did);
-    if (tag !== undefined) return tag;
-    try {
-      tag = this.#backend.tables.publishDomain(DomainFormat.None, 0, 0);
-    } catch {
-      return -1;
-    }
-    this.#iotlb.resetTag(tag);
-    this.#didTags.set(did, tag);
-    return tag;
-  }
 
   /**
    * Fetches (or finds cached) the configuration of a request into the payload scratch: returns
@@ -571,7 +546,7 @@ export class VtdIommu {
     }
     // The device's TLB first (ATS), tagged (device, PASID).
     const atc = this.#backend.atc;
-    const atsSlot = atc === undefined ? undefined : this.#atsSlots.get(sid);
+    const atsSlot = this.#tags.atsSlot(sid);
     const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
     let atag = 0;
     let a0 = 0;
@@ -593,7 +568,7 @@ export class VtdIommu {
     const p = this.#payload;
     const kind = p[P_KIND]!;
     const tlb = this.#iotlb;
-    const tag = this.#tagFor(did);
+    const tag = this.#tags.tagFor(did);
     // Second-stage entries are shared by every PASID of the DID; first-stage and nested entries
     // are tagged with their PASID.
     const tw =
@@ -665,40 +640,30 @@ export class VtdIommu {
 
   /** DMA read by a device: `length` bytes at `iova`. A fault throws EFAULT (and is recorded). */
   dmaRead(req: VtdRequest, iova: number, length: number): Uint8Array {
-    const out = new Uint8Array(length);
-    this.#dma(req, iova, length, Access.Read, (pa, off, n) =>
-      out.set(this.#backend.memory.phys.u8.subarray(pa, pa + n), off),
+    return dmaRead(
+      this.#backend.memory.phys,
+      (at, access) => this.translate(req, at, access),
+      iova,
+      length,
+      (at) => this.#dmaFault(req, at),
     );
-    return out;
   }
 
   /** DMA write by a device. A fault throws EFAULT (and is recorded); earlier pages were written. */
   dmaWrite(req: VtdRequest, iova: number, bytes: Uint8Array): void {
-    this.#dma(req, iova, bytes.length, Access.Write, (pa, off, n) =>
-      this.#backend.memory.phys.u8.set(bytes.subarray(off, off + n), pa),
+    dmaWrite(
+      this.#backend.memory.phys,
+      (at, access) => this.translate(req, at, access),
+      iova,
+      bytes,
+      (at) => this.#dmaFault(req, at),
     );
   }
 
-  #dma(
-    req: VtdRequest,
-    iova: number,
-    length: number,
-    access: number,
-    each: (pa: number, off: number, n: number) => void,
-  ): void {
-    let off = 0;
-    while (off < length) {
-      const at = iova + off;
-      const n = Math.min(length - off, 4096 - (at % 4096));
-      const pa = this.translate(req, at, access);
-      if (pa < 0) {
-        throw new IommufdError(
-          'EFAULT',
-          `DMA from SID 0x${req.sid.toString(16)} at 0x${at.toString(16)} faulted (VT-d reason 0x${this.lastFaultReason.toString(16)})`,
-        );
-      }
-      each(pa, off, n);
-      off += n;
-    }
+  #dmaFault(req: VtdRequest, at: number): IommufdError {
+    return new IommufdError(
+      'EFAULT',
+      `DMA from SID 0x${req.sid.toString(16)} at 0x${at.toString(16)} faulted (VT-d reason 0x${this.lastFaultReason.toString(16)})`,
+    );
   }
 }
