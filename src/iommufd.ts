@@ -1,4 +1,4 @@
-import type { CacheCounters } from './cache/index.js';
+import type { CacheCounters, ShadowCounters } from './cache/index.js';
 import { DEFAULT_MEMORY_BYTES } from './memory/index.js';
 import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE } from './pgtable/index.js';
 import * as reg from './registry/index.js';
@@ -8,6 +8,7 @@ import type {
   SelftestInvalidation,
   SelftestViommuInvalidation,
   ViommuInfo,
+  NestingMode,
   ViommuType,
   VtdS1Invalidation,
 } from './registry/index.js';
@@ -34,6 +35,12 @@ export interface OpenOptions {
    * entries (default 65536, 32 bytes each) and shards (default 8).
    */
   iotlb?: false | { entries?: number; shards?: number };
+  /**
+   * Software nesting (nest parents or vIOMMUs allocated with `nesting: 'software'`): the shadow's
+   * size in 4 KiB pages (default 32768, 32 bytes each plus the reverse index), and the workers
+   * that large asynchronous shadow batches run on (default 0: everything inline).
+   */
+  shadow?: { entries?: number; threads?: number };
 }
 
 /** IOTLB counters: the table's, and the hits and misses of this fd's own translations. */
@@ -44,6 +51,11 @@ export interface CacheStats extends CacheCounters {
   misses: number;
   /** Translations served from a device's ATC (devices with ATS). */
   atcHits: number;
+  /** Software nesting: translations served from the shadow after an IOTLB miss, and shadow misses (nested walks). */
+  shadowHits: number;
+  shadowMisses: number;
+  /** The shadow's own counters (fills, syncs' rewrites, prefetches and drops, stage-2 drops, evictions). */
+  shadow: ShadowCounters;
   /** Slots, and bytes per slot. */
   capacity: number;
   bytesPerEntry: number;
@@ -120,6 +132,7 @@ export interface FaultInjection {
 const DEVICE_KINDS = ['mock', 'smmuv3', 'vtd'] as const;
 const DATA_TYPES = ['none', 'selftest', 'vtd-s1', 'arm-smmuv3'] as const;
 const VIOMMU_TYPES = ['arm-smmuv3', 'selftest'] as const;
+const NESTING_MODES = ['hardware', 'software'] as const;
 const MAX_IOVA = 2 ** 53 - 1;
 
 /**
@@ -145,6 +158,8 @@ export class Iommufd {
       privileged: opts.privileged ?? true,
       iotlbEntries: opts.iotlb === false ? 0 : (opts.iotlb?.entries ?? 65536),
       iotlbShards: opts.iotlb === false ? 1 : (opts.iotlb?.shards ?? 8),
+      shadowEntries: opts.shadow?.entries,
+      shadowThreads: opts.shadow?.threads,
     });
     if (opts.poisonFreedFrames !== undefined) this.#ctx.memory.frames.poison = opts.poisonFreedFrames;
     const mm = this.#ctx.mm;
@@ -176,6 +191,11 @@ export class Iommufd {
       if (t['entries'] !== undefined) argInt('iotlb.entries', t['entries'], 8, 2 ** 24);
       if (t['shards'] !== undefined) argInt('iotlb.shards', t['shards'], 1, 256);
     }
+    if (o['shadow'] !== undefined) {
+      const t = argObject('shadow', o['shadow'])!;
+      if (t['entries'] !== undefined) argInt('shadow.entries', t['entries'], 8, 2 ** 22);
+      if (t['threads'] !== undefined) argInt('shadow.threads', t['threads'], 0, 16);
+    }
     if (o['poisonFreedFrames'] !== undefined)
       argInt('poisonFreedFrames', o['poisonFreedFrames'], -(2 ** 31), 2 ** 32 - 1);
     return new Iommufd(opts);
@@ -189,6 +209,7 @@ export class Iommufd {
     const stopping = this.#units.splice(0).map((u) => u.close());
     this.#viommuUnits.clear();
     reg.destroyAll(this.#ctx);
+    if (this.#ctx.pipeline !== undefined) stopping.push(this.#ctx.pipeline.close());
     return Promise.all(stopping).then(() => undefined);
   }
 
@@ -356,10 +377,12 @@ export class Iommufd {
     faultId?: number;
     dataType?: 'none' | 'selftest' | 'vtd-s1' | 'arm-smmuv3';
     data?: unknown;
+    nesting?: NestingMode;
   }): number {
     return this.#control(() => {
       const o = argObject('args', a)!;
       return reg.hwptAlloc(this.#ctx, {
+        nesting: o['nesting'] === undefined ? undefined : argEnum('nesting', o['nesting'], NESTING_MODES),
         devId: argId('devId', o['devId']),
         ptId: argId('ptId', o['ptId']),
         flags: argFlags('flags', o['flags'], ['nestParent', 'dirtyTracking', 'pasid'] as const),
@@ -405,12 +428,19 @@ export class Iommufd {
    * nest parent of the device's driver EINVAL. The vIOMMU keeps the parent busy (EBUSY) and gets
    * a VMID of its own ({@link Iommufd.viommuInfo}).
    */
-  viommuAlloc(a: { devId: number; hwptId: number; type: ViommuType; flags?: Record<string, never> }): number {
+  viommuAlloc(a: {
+    devId: number;
+    hwptId: number;
+    type: ViommuType;
+    flags?: Record<string, never>;
+    nesting?: NestingMode;
+  }): number {
     return this.#control(() => {
       const o = argObject('args', a)!;
       argFlags('flags', o['flags'], [] as const);
       const type = argEnum('type', o['type'], VIOMMU_TYPES, 'EOPNOTSUPP');
       return reg.viommuAlloc(this.#ctx, {
+        nesting: o['nesting'] === undefined ? undefined : argEnum('nesting', o['nesting'], NESTING_MODES),
         devId: argId('devId', o['devId']),
         hwptId: argId('hwptId', o['hwptId']),
         type,
@@ -630,11 +660,13 @@ export class Iommufd {
     this.#live();
     const tlb = this.#ctx.iotlb;
     const atc = this.#ctx.atc;
+    const sh = this.#ctx.shadow;
     return {
       memory: this.#ctx.memory.handles(),
       tables: this.#ctx.tables.handles(),
       iotlb: tlb === undefined ? undefined : { handles: tlb.handles(), entries: tlb.capacity, shards: tlb.shards },
       atc: atc === undefined ? undefined : { handles: atc.handles(), entries: atc.capacity, shards: atc.shards },
+      shadow: sh === undefined ? undefined : { handles: sh.handles(), entries: sh.capacity },
     };
   }
 
@@ -671,6 +703,17 @@ export class Iommufd {
       hits: t.hits,
       misses: t.misses,
       atcHits: t.atcHits,
+      shadowHits: t.shadowHits,
+      shadowMisses: t.shadowMisses,
+      shadow: this.#ctx.shadow?.counters() ?? {
+        fills: 0,
+        rewritten: 0,
+        prefetched: 0,
+        dropped: 0,
+        s2Dropped: 0,
+        evictions: 0,
+        overflows: 0,
+      },
       capacity: tlb?.capacity ?? 0,
       bytesPerEntry: tlb?.bytesPerEntry ?? 0,
     };

@@ -1,6 +1,7 @@
 import { Op, OpFlag, OP_WORDS, opAddr } from '../ops/index.js';
 import type { ConfigCache, ConfigCacheHandles } from './config.js';
 import { ALL_ASIDS, Iotlb, type IotlbHandles } from './iotlb.js';
+import type { ShadowHandles, ShadowTable, ShadowWalker } from './shadow.js';
 
 /**
  * The caches a shard owns a slice of: the IOTLB, and optionally the devices' ATC and the config
@@ -10,6 +11,20 @@ export interface ShardCaches {
   iotlb: Iotlb;
   atc?: Iotlb | undefined;
   config?: ConfigCache | undefined;
+  /** The software-nesting shadow (under the IOTLB's owner words) and the walker its syncs re-walk with. */
+  shadow?: ShadowTable | undefined;
+  walker?: ShadowWalker | undefined;
+}
+
+/**
+ * What a worker needs to re-walk nested domains for shadow syncs: the fd's physical memory,
+ * frame allocator and reclaimer (a worker walks under a reader slot), and the context tables.
+ */
+export interface ShadowWalkSpec {
+  memory: { phys: SharedArrayBuffer; frames: SharedArrayBuffer; reclaim: SharedArrayBuffer };
+  tables: { domains: SharedArrayBuffer; devices: SharedArrayBuffer };
+  /** One Int32 per worker (initially -1): the reader slot each claimed, given back when the pipeline closes. */
+  slots: SharedArrayBuffer;
 }
 
 /** What a worker needs to attach to a set of shard caches (structured-clone friendly). */
@@ -17,15 +32,17 @@ export interface ShardCachesSpec {
   iotlb: { handles: IotlbHandles; entries: number; shards: number };
   atc?: { handles: IotlbHandles; entries: number; shards: number; byTag: boolean } | undefined;
   config?: { handles: ConfigCacheHandles; entries: number; shards: number } | undefined;
+  shadow?: { handles: ShadowHandles; entries: number; walk: ShadowWalkSpec } | undefined;
 }
 
-/** The spec of `caches`, to hand to workers once (in workerData). */
-export function shardCachesSpec(caches: ShardCaches): ShardCachesSpec {
-  const { iotlb, atc, config } = caches;
+/** The spec of `caches`, to hand to workers once (in workerData); `walk` with a shadow. */
+export function shardCachesSpec(caches: ShardCaches, walk?: ShadowWalkSpec): ShardCachesSpec {
+  const { iotlb, atc, config, shadow } = caches;
   return {
     iotlb: { handles: iotlb.handles(), entries: iotlb.capacity, shards: iotlb.shards },
     atc: atc && { handles: atc.handles(), entries: atc.capacity, shards: atc.shards, byTag: atc.byTag },
     config: config && { handles: config.handles(), entries: config.capacity, shards: config.shards },
+    shadow: shadow && walk && { handles: shadow.handles(), entries: shadow.capacity, walk },
   };
 }
 
@@ -71,9 +88,9 @@ export function reclaimShard(c: ShardCaches, shard: number, holder: number): voi
 
 /** What running one shard's part of a segment did. */
 export interface ShardResult {
-  /** Cache entries cleared (IOTLB, ATC and config). */
+  /** Cache entries cleared (IOTLB, ATC and config), and shadow pages written or dropped. */
   cleared: number;
-  /** Ops that this build cannot run yet (shadow sync, until nesting exists), or for a cache that is absent. */
+  /** Ops for a cache that is absent (an ATC, config or shadow op without that cache). */
   unsupported: number;
 }
 
@@ -127,7 +144,26 @@ export function runShardOps(
         else Atomics.store(ops, at + 6, 0);
         break;
       case Op.ShadowSync:
-        unsupported++;
+        if (c.shadow === undefined || c.walker === undefined) unsupported++;
+        else
+          cleared += c.shadow.syncInShard(
+            shard,
+            Iotlb.tagWord(ops[at + 2]!, ops[at + 3]!),
+            opAddr(ops, i),
+            ops[at + 6]! * 4096,
+            c.walker,
+          );
+        break;
+      case Op.ShadowS2:
+        if (c.shadow === undefined || c.walker === undefined) unsupported++;
+        else
+          cleared += c.shadow.dropGpaInShard(
+            shard,
+            ops[at + 2]!,
+            Math.floor(opAddr(ops, i) / 4096),
+            ops[at + 6]!,
+            c.walker,
+          );
         break;
       default:
         break;

@@ -22,6 +22,13 @@ export {
 } from './config.js';
 export { CLOCK_LIMIT, OWNER_CONTROL, OWNER_WORKER_BASE, type CacheCounters } from './shards.js';
 export {
+  ShadowTable,
+  SHADOW_TABLE_PAGES,
+  type ShadowCounters,
+  type ShadowHandles,
+  type ShadowWalker,
+} from './shadow.js';
+export {
   runShardOps,
   shardCachesSpec,
   tryOwnShard,
@@ -31,4 +38,5 @@ export {
   type ShardCaches,
   type ShardCachesSpec,
   type ShardResult,
+  type ShadowWalkSpec,
 } from './exec.js';

@@ -79,6 +79,8 @@ export class Iotlb extends ShardedTable {
   fillGuard = true;
   /** After a hit: log2 of the size of the entry that served it. */
   lastShift = 0;
+  /** Companion tables' rollover parts (see {@link onRollover}). */
+  readonly #companions: (() => void)[] = [];
 
   /**
    * Creates a table of about `entries` slots over `shards` shards, or attaches to `handles`.
@@ -231,6 +233,23 @@ export class Iotlb extends ShardedTable {
       st.count(shard, ShardWord.Discarded);
       return false;
     }
+    this.#insert(shard, tag, iova, pa, shift, access, c0);
+    st.release(shard, false);
+    return true;
+  }
+
+  /**
+   * Inserts an entry into `shard`, whose owner word the caller holds and whose invalidation
+   * sequence it has checked (a companion table's fill: the shadow's, which fills both under one
+   * owner word). `c0` is the clock read before the walk.
+   */
+  insertOwned(shard: number, tag: number, iova: number, pa: number, shift: number, access: number, c0: number): void {
+    if (pa >= 4294967296) return;
+    this.#insert(shard, tag, iova, pa, shift, access, c0);
+  }
+
+  #insert(shard: number, tag: number, iova: number, pa: number, shift: number, access: number, c0: number): void {
+    const st = this.st;
     if (shift > MAX_CACHED_SHIFT) shift = MAX_CACHED_SHIFT;
     const size = POW2[shift]!;
     const page = Math.floor(iova / size);
@@ -267,8 +286,41 @@ export class Iotlb extends ShardedTable {
     const bits = (1 << shift) | (tag !== dom ? HAS_ASIDS : 0);
     if ((this.#shifts[dom]! & bits) !== bits) Atomics.or(this.#shifts, dom, bits);
     st.count(shard, ShardWord.Fills);
-    st.release(shard, false);
-    return true;
+  }
+
+  // ---- companion tables (the shadow) --------------------------------------------------------
+
+  /**
+   * The shard state (owner words, invalidation sequences, clock, global epoch) for a companion
+   * table that lives under it: the software-nesting shadow, whose entries the IOTLB's owner
+   * words, sequences and epochs govern too, so one owner word and one sequence cover both.
+   */
+  sharedState(): ShardState {
+    return this.st;
+  }
+
+  /** The epoch floor of tag word `tag`: an entry stamped at or below it is dead (a companion's lookups). */
+  floorOf(tag: number): number {
+    return this.#floor(tag);
+  }
+
+  /**
+   * Clears `tag`'s entries in [iova, iova+length) that `shard` holds, without moving its
+   * sequence: for a caller that holds the owner word and has moved it already (or is the fill).
+   */
+  clearOwned(shard: number, tag: number, iova: number, length: number): number {
+    const end = iova + length;
+    let cleared = 0;
+    for (let region = Math.floor(iova / 2097152) * 2097152; region < end; region += 2097152) {
+      if (this.shardOf(tag, region) !== shard) continue;
+      cleared += this.#clearRegion(shard, tag, Math.max(iova, region), Math.min(end, region + 2097152));
+    }
+    return cleared;
+  }
+
+  /** Registers a companion's part of the rollover (emptying its slots), run under every owner word. */
+  onRollover(clear: () => void): void {
+    this.#companions.push(clear);
   }
 
   // ---- invalidation -------------------------------------------------------------------------
@@ -411,5 +463,6 @@ export class Iotlb extends ShardedTable {
     }
     for (let t = 0; t < MAX_TAGS; t++) Atomics.store(this.#epoch, t, 0);
     for (let t = 0; t < ASID_EPOCHS; t++) Atomics.store(this.#asidEpoch, t, 0);
+    for (const c of this.#companions) c();
   };
 }

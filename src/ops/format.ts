@@ -27,6 +27,8 @@
  * | CfgAll            |               |                 |                                |
  * | AtcInv            | PASID         | device (SID)    | range (flag bit 18: all PASIDs) |
  * | Barrier           |               |                 |                                |
+ * | ShadowSync        | IOTLB tag     | ASID / PASID    | range                          |
+ * | ShadowS2          | parent tag    |                 | guest-physical range           |
  * | Crash             | shard         |                 | word 6: crashes left           |
  *
  * The IOTLB tag is a domain descriptor index (below 4096): vendor models map a guest's VMID or
@@ -58,8 +60,18 @@ export const Op = {
   AtcInv: 32,
   /** A barrier: completes when everything before it on its queue has taken effect. */
   Barrier: 48,
-  /** Reserved for nesting: re-walk a guest stage-1 range into the shadow. */
+  /**
+   * Software nesting, a stage-1 invalidation of a shadowed domain: re-walk the guest's table over
+   * the range in the shards that own it, rewrite or drop the shadow entries (prefetching where
+   * the domain allows), then drop the tag's IOTLB entries of the range.
+   */
   ShadowSync: 64,
+  /**
+   * Software nesting, a stage-2 change of a nest parent (word 2, its descriptor) over a
+   * guest-physical range: every shard drops its shadow entries that depend on those pages, and
+   * their IOTLB entries, through its reverse index.
+   */
+  ShadowS2: 65,
   /** Test only: the worker that runs it dies mid-batch (word 6: how many more times). */
   Crash: 255,
 } as const;

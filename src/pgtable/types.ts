@@ -85,6 +85,23 @@ export class WalkFault {
   faultClass = 0;
   /** With `s2` = 1: the IPA whose stage-2 translation faulted. */
   ipa = 0;
+  /**
+   * After a successful nested walk: the guest-physical address (IPA) that stage 1 produced for
+   * the input, before stage 2 translated it (software nesting indexes its shadow entries by it).
+   */
+  gpa = 0;
+  /** After a successful nested walk: the guest-physical addresses of the stage-1 tables it read, root first. */
+  readonly tableGpas = new Float64Array(6);
+  /** After a successful nested walk: how many of {@link tableGpas} are valid. */
+  tableCount = 0;
+  /**
+   * After a successful nested walk: 1 when a write by the same requester would pass both stages
+   * without changing the stage-1 leaf (writable, and dirty already where the walker sets A/D),
+   * so a shadow prefetch may grant write; else 0.
+   */
+  leafWritable = 0;
+  /** After a successful stage-2 walk (VT-d second stage, Arm stage 2): 1 when it would also allow a write. */
+  s2Writable = 0;
 
   /** Records a fault and returns its code. Clears `s2`, `faultClass` and `ipa`: a nested walker sets them after. */
   set(code: number, level: number, reason: number, iova: number, vendor = 0): number {

@@ -9,11 +9,15 @@ import {
   runShardOps,
   shardCachesSpec,
   type ConfigCache,
+  type ShadowTable,
+  type ShadowWalker,
+  type ShadowWalkSpec,
   type ShardCaches,
   type ShardResult,
 } from '../cache/index.js';
 import { Op, OpFlag, OP_WORDS, opAddr, type OpList } from '../ops/index.js';
 import { IommufdError } from '../util/errors.js';
+import { EpochReclaimer } from '../memory/reclaim.js';
 import { makePool } from './pool.js';
 
 /** A barrier that completed: everything before it on its queue has taken effect. */
@@ -38,7 +42,7 @@ export interface PipelineMetrics {
   poolSegments: number;
   /** Cache entries cleared (IOTLB, ATC, config). */
   cleared: number;
-  /** Shadow-sync ops (not run until nesting exists), and ATC or config ops without that cache. */
+  /** ATC, config or shadow ops without that cache. */
   unsupported: number;
   /** Shard tasks run again after their worker died. */
   recoveries: number;
@@ -65,6 +69,16 @@ export interface PipelineOptions {
   atc?: Iotlb | undefined;
   /** The config cache, for config invalidation ops. */
   config?: ConfigCache | undefined;
+  /**
+   * Software nesting: the shadow (over the same IOTLB), the walker that syncs re-walk with on
+   * this thread, and what a worker needs to build its own (ShadowSync and ShadowS2 ops).
+   */
+  shadow?: { table: ShadowTable; walker: ShadowWalker; walk: ShadowWalkSpec } | undefined;
+  /**
+   * A shadow sync of this many pages or more becomes a flush of its tag (the shadow and IOTLB
+   * entries go with one epoch store; CMDQ_MAX_TLBI_OPS's rule, perf-anchors.md T5). Default 512.
+   */
+  maxShadowPages?: number;
 }
 
 interface Job {
@@ -105,10 +119,11 @@ export class InvalidationPipeline {
   readonly #pool: Piscina<ShardTask, ShardResult> | undefined;
   readonly #batches = new Subject<Job>();
   readonly #sub: Subscription;
-  readonly #o: Required<Omit<PipelineOptions, 'atc' | 'config'>>;
+  readonly #o: Required<Omit<PipelineOptions, 'atc' | 'config' | 'shadow'>>;
   readonly #atc: Iotlb | undefined;
   readonly #config: ConfigCache | undefined;
   readonly #caches: ShardCaches;
+  readonly #walk: ShadowWalkSpec | undefined;
   #queued = 0;
   #room: (() => void)[] = [];
   #idle: Promise<void> = Promise.resolve();
@@ -136,21 +151,32 @@ export class InvalidationPipeline {
   constructor(iotlb: Iotlb, opts: PipelineOptions = {}) {
     this.#iotlb = iotlb;
     this.#listLen = new Int32Array(iotlb.shards);
-    const { atc, config, ...rest } = opts;
+    const { atc, config, shadow, ...rest } = opts;
     for (const c of [atc, config]) {
       if (c !== undefined && c.shards !== iotlb.shards)
         throw new IommufdError('EINVAL', `every cache needs ${iotlb.shards} shards, like the IOTLB (got ${c.shards})`);
     }
     this.#atc = atc;
     this.#config = config;
-    this.#caches = { iotlb, atc, config };
-    this.#o = { threads: 2, inlineThreshold: 65536, maxQueued: 16, maxAttempts: 3, maxRegions: 512, ...rest };
+    if (shadow !== undefined && shadow.table.shards !== iotlb.shards)
+      throw new IommufdError('EINVAL', 'the shadow must live over this IOTLB');
+    this.#caches = { iotlb, atc, config, shadow: shadow?.table, walker: shadow?.walker };
+    this.#walk = shadow?.walk;
+    this.#o = {
+      threads: 2,
+      inlineThreshold: 65536,
+      maxQueued: 16,
+      maxAttempts: 3,
+      maxRegions: 512,
+      maxShadowPages: 512,
+      ...rest,
+    };
     this.#metrics = new BehaviorSubject({ ...this.#m });
     this.metrics$ = this.#metrics.asObservable();
     this.#pool =
       this.#o.threads > 0
         ? makePool<ShardTask, ShardResult>('shard', {
-            workerData: shardCachesSpec(this.#caches),
+            workerData: shardCachesSpec(this.#caches, shadow?.walk),
             minThreads: this.#o.threads,
             maxThreads: this.#o.threads,
           })
@@ -183,6 +209,16 @@ export class InvalidationPipeline {
     this.#batches.complete();
     this.#sub.unsubscribe();
     await this.#pool?.destroy();
+    // The workers' reader slots (shadow syncs walk under them) go back with the workers.
+    const walk = this.#walk;
+    if (walk !== undefined) {
+      const reclaimer = new EpochReclaimer(0, walk.memory.reclaim);
+      const a = new Int32Array(walk.slots);
+      for (let i = 0; i < a.length; i++) {
+        const slot = Atomics.exchange(a, i, -1);
+        if (slot >= 0) reclaimer.releaseSlot(slot);
+      }
+    }
     this.completions$.complete();
     this.#metrics.complete();
   }
@@ -333,9 +369,34 @@ export class InvalidationPipeline {
         case Op.Crash:
           routed += this.#push(lists, n, w[at + 2]! % shards, i);
           break;
-        case Op.ShadowSync:
-          // Counted as unsupported by the shard that runs it, until nesting exists.
-          routed += this.#push(lists, n, 0, i);
+        case Op.ShadowSync: {
+          const pages = w[at + 6]!;
+          const addr = opAddr(w, i);
+          const first = Math.floor(addr / 2097152);
+          const regions = Math.ceil((addr + pages * 4096) / 2097152) - first;
+          if (this.#caches.shadow === undefined) {
+            this.#m.unsupported++;
+          } else if (pages === 0xffffffff || pages >= this.#o.maxShadowPages || regions > this.#o.maxRegions) {
+            // The shadow lives under the IOTLB's epochs: one store flushes the tag's entries in both.
+            this.#iotlb.flushAsid(Iotlb.tagWord(tag, w[at + 3]!));
+            if (pages === 0xffffffff) this.#m.epochFlushes++;
+            else this.#m.overInvalidations++;
+          } else {
+            for (let r = 0; r < regions; r++) {
+              const s = this.#iotlb.shardOf(tag, (first + r) * 2097152);
+              const k = n[s]!;
+              if (k > 0 && lists[s]![k - 1] === i) continue;
+              lists[s]![k] = i;
+              n[s] = k + 1;
+              routed++;
+            }
+          }
+          break;
+        }
+        case Op.ShadowS2:
+          // The reverse index is per shard: every shard looks the pages up in its own.
+          if (this.#caches.shadow === undefined) this.#m.unsupported++;
+          else for (let s = 0; s < shards; s++) routed += this.#push(lists, n, s, i);
           break;
         default:
           // Nop and Barrier (segments end at barriers): nothing to run.
@@ -368,6 +429,17 @@ export class InvalidationPipeline {
   submitSync(ops: OpList, queue = 0): number {
     if (this.#closed) throw new IommufdError('EBADF', 'the pipeline is closed');
     if (this.#queued > 0) throw new IommufdError('EBUSY', 'batches are in flight: use submit()');
+    return this.runNow(ops, queue);
+  }
+
+  /**
+   * Runs an op list now, inline on the calling thread, whatever is queued: for the registry's
+   * synchronous calls, whose ops (removals, and shadow syncs that re-read the guest's tables)
+   * give the same result in any order relative to queued batches. Barriers in it complete in
+   * order; returns the last one's sequence (or -1). A Crash op is EIO here.
+   */
+  runNow(ops: OpList, queue = 0): number {
+    if (this.#closed) throw new IommufdError('EBADF', 'the pipeline is closed');
     const w = ops.words;
     let lastBarrier = -1;
     let start = 0;

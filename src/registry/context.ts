@@ -1,6 +1,8 @@
-import { Iotlb } from '../cache/index.js';
+import { Iotlb, ShadowTable } from '../cache/index.js';
 import { HostAddressSpace, SystemMemory } from '../memory/index.js';
+import { InvalidationPipeline } from '../pipeline/index.js';
 import { ContextTables, Translator } from '../translate/index.js';
+import { NestedShadowWalker } from '../translate/nested-walk.js';
 import { FaultInjector } from '../util/fail-nth.js';
 import type { IommufdObject, ObjectType } from './objects.js';
 import { ObjectTable } from './table.js';
@@ -14,6 +16,9 @@ export interface ContextOptions {
   /** IOTLB entries (0: no IOTLB) and shards. */
   iotlbEntries: number;
   iotlbShards: number;
+  /** Software nesting: shadow pages (default 32768), and the workers its large syncs run on (default 0: inline). */
+  shadowEntries?: number | undefined;
+  shadowThreads?: number | undefined;
 }
 
 /** Destroy handlers, one per object kind (the kernel's per-type ops table). */
@@ -43,6 +48,13 @@ export class IommufdCtx {
   readonly atc: Iotlb | undefined;
   /** For each domain descriptor, the ATC tag words (device slot, PASID) of the ATS devices it translates for. */
   readonly atsDevices = new Map<number, Set<number>>();
+  /**
+   * The software-nesting shadow, under the IOTLB's owner words and epochs (undefined without an
+   * IOTLB), and the pipeline that runs its sync ops (inline for the synchronous uAPI; on the
+   * pool for large asynchronous batches).
+   */
+  readonly shadow: ShadowTable | undefined;
+  readonly pipeline: InvalidationPipeline | undefined;
   /** The control-plane thread's translator. */
   readonly translator: Translator;
   /** Whether RLIMIT_MODE may be set. */
@@ -64,7 +76,31 @@ export class IommufdCtx {
       opts.iotlbEntries > 0
         ? new Iotlb(Math.max(1024, opts.iotlbEntries >> 2), opts.iotlbShards, undefined, true)
         : undefined;
-    this.translator = new Translator(this.memory.phys, this.tables, this.memory.reclaimer, -1, this.iotlb, this.atc);
+    this.shadow = this.iotlb && new ShadowTable(this.iotlb, opts.shadowEntries ?? 32768);
+    this.pipeline =
+      this.iotlb &&
+      new InvalidationPipeline(this.iotlb, {
+        threads: opts.shadowThreads ?? 0,
+        atc: this.atc,
+        shadow: this.shadow && {
+          table: this.shadow,
+          walker: new NestedShadowWalker(this.memory.phys.i32, this.tables),
+          walk: {
+            memory: this.memory.handles(),
+            tables: this.tables.handles(),
+            slots: new Int32Array(new SharedArrayBuffer(4 * 64)).fill(-1).buffer,
+          },
+        },
+      });
+    this.translator = new Translator(
+      this.memory.phys,
+      this.tables,
+      this.memory.reclaimer,
+      -1,
+      this.iotlb,
+      this.atc,
+      this.shadow,
+    );
     this.privileged = opts.privileged;
   }
 

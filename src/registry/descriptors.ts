@@ -4,11 +4,14 @@
  * hold device-TLB entries from it: publishing, invalidating and retiring a descriptor go through
  * these, for paging and nested domains alike.
  */
+import { Op, OpList } from '../ops/index.js';
+import { DOMAIN_SHADOW } from '../translate/index.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
 
 /**
- * Publishes a descriptor (`parent`: a nested domain's nest parent) and starts its IOTLB tag from
+ * Publishes a descriptor (`parent`: a nested domain's nest parent; `flags`: DOMAIN_SHADOW for a
+ * software-nested one) and starts its IOTLB tag from
  * the current clock, since a reused index must not find its previous user's entries. ENOMEM when
  * the table is full.
  */
@@ -18,8 +21,9 @@ export function publishDescriptor(
   rootPa: number,
   walkConfig: number,
   parent = 0,
+  flags = 0,
 ): number {
-  const d = ctx.tables.publishDomain(format, rootPa, walkConfig, parent);
+  const d = ctx.tables.publishDomain(format, rootPa, walkConfig, parent, flags);
   if (d < 0) throw new IommufdError('ENOMEM', 'domain descriptor table is full');
   ctx.iotlb?.resetTag(d);
   return d;
@@ -44,4 +48,80 @@ export function retireDescriptor(ctx: IommufdCtx, d: number): void {
   flushDescriptor(ctx, d);
   ctx.atsDevices.delete(d);
   ctx.memory.retireOther(d);
+}
+
+/** Whether descriptor `d` is a software-nested domain, translated through the shadow. */
+export function isShadowed(ctx: IommufdCtx, d: number): boolean {
+  return ctx.shadow !== undefined && (ctx.tables.domainFlags(d) & DOMAIN_SHADOW) !== 0;
+}
+
+/**
+ * Stage-1 invalidations of (descriptor `d`, ASID `asid`) of a software-nested domain, batched:
+ * `ranges` holds (iova, length) pairs. One op list of ShadowSync ops, run now by the shards that
+ * own each range (the shadow re-walked and rewritten or dropped, then the IOTLB range; 512 pages
+ * or more flush the tag); then (with `deviceTlbs`, as VT-d's nested invalidation does) the ranges
+ * in its ATS devices' device-TLBs, after the shadow; an SMMUv3 guest sends its own ATC_INV.
+ */
+export function syncShadowRanges(
+  ctx: IommufdCtx,
+  d: number,
+  asid: number,
+  ranges: readonly number[],
+  deviceTlbs = true,
+): void {
+  if (ranges.length === 0) return;
+  const ops = new OpList(ranges.length >> 1);
+  for (let k = 0; k < ranges.length; k += 2) {
+    ops.push(Op.ShadowSync, k >> 1, d, asid, ranges[k], Math.min(0xfffffffe, Math.ceil(ranges[k + 1]! / 4096)));
+  }
+  ctx.pipeline!.runNow(ops);
+  if (!deviceTlbs) return;
+  const ats = ctx.atsDevices.get(d);
+  if (ats === undefined) return;
+  for (const tag of ats)
+    for (let k = 0; k < ranges.length; k += 2) ctx.atc?.invalidateRange(tag, ranges[k]!, ranges[k + 1]!);
+}
+
+/** {@link syncShadowRanges} of one range. */
+export function syncShadowRange(
+  ctx: IommufdCtx,
+  d: number,
+  asid: number,
+  iova: number,
+  length: number,
+  deviceTlbs = true,
+): void {
+  syncShadowRanges(ctx, d, asid, [iova, length], deviceTlbs);
+}
+
+/** Stage-2 ranges of more pages than this flush the software-nested domains over the parent instead of a reverse-index lookup. */
+export const MAX_SHADOW_S2_PAGES = 65536;
+
+/**
+ * A stage-2 change of guest-physical [gpa, gpa+length) of nest parent `parent` reaching the
+ * software-nested descriptors `shadowed` over it: every shard drops the shadow entries that
+ * depend on those pages through its reverse index (ShadowS2), with their IOTLB entries; the
+ * device-TLBs of their ATS devices are flushed (their entries are not indexed by guest page).
+ * A range beyond {@link MAX_SHADOW_S2_PAGES} flushes the descriptors instead.
+ */
+export function dropShadowGpa(
+  ctx: IommufdCtx,
+  parent: number,
+  shadowed: readonly number[],
+  gpa: number,
+  length: number,
+): void {
+  if (shadowed.length === 0) return;
+  const pages = Math.ceil((gpa + length) / 4096) - Math.floor(gpa / 4096);
+  if (pages > MAX_SHADOW_S2_PAGES) {
+    for (const d of shadowed) flushDescriptor(ctx, d);
+    return;
+  }
+  const ops = new OpList(1);
+  ops.push(Op.ShadowS2, 0, parent, 0, gpa - (gpa % 4096), pages);
+  ctx.pipeline!.runNow(ops);
+  for (const d of shadowed) {
+    const ats = ctx.atsDevices.get(d);
+    if (ats !== undefined) for (const tag of ats) ctx.atc?.flushAsid(tag);
+  }
 }

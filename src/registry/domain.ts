@@ -16,7 +16,14 @@ import {
 import { DomainFormat } from '../translate/index.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
-import { flushDescriptor, invalidateDescriptorRange, publishDescriptor, retireDescriptor } from './descriptors.js';
+import {
+  dropShadowGpa,
+  flushDescriptor,
+  invalidateDescriptorRange,
+  isShadowed,
+  publishDescriptor,
+  retireDescriptor,
+} from './descriptors.js';
 import type { IommuKind, PagingDomain } from './objects.js';
 
 /** What each IOMMU kind offers: geometry, reserved regions, hw info. */
@@ -109,10 +116,16 @@ class TableDomain implements PagingDomain {
     // The IOTLB, then the ATCs of the ATS devices on this domain, as the kernel flushes device
     // TLBs itself.
     invalidateDescriptorRange(this.#ctx, this.descriptor, Number(iova), Number(length));
-    // A nest parent's change reaches every nested domain over it: their entries combine both
-    // stages and are not indexed by guest-physical page, so each is flushed whole, as the Intel
-    // driver's parent_domain_flush flushes its nested domains' caches.
-    for (const d of this.nested) flushDescriptor(this.#ctx, d);
+    // A nest parent's change reaches every nested domain over it. Hardware-nested entries
+    // combine both stages and are not indexed by guest-physical page, so each domain is flushed
+    // whole, as the Intel driver's parent_domain_flush flushes its nested domains' caches.
+    // Software-nested ones are found through the shadow's reverse index.
+    let shadowed: number[] | undefined;
+    for (const d of this.nested) {
+      if (isShadowed(this.#ctx, d)) (shadowed ??= []).push(d);
+      else flushDescriptor(this.#ctx, d);
+    }
+    if (shadowed !== undefined) dropShadowGpa(this.#ctx, this.descriptor, shadowed, Number(iova), Number(length));
     return BigInt(n);
   }
 

@@ -1,9 +1,16 @@
 import { CFG, cfgInputSize, packWalkConfig } from '../pgtable/index.js';
-import { DomainFormat } from '../translate/index.js';
+import { DOMAIN_SHADOW, DomainFormat } from '../translate/index.js';
 import { argU64OrInt, U64_MAX } from '../util/args.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
-import { flushDescriptor, invalidateDescriptorRange, publishDescriptor, retireDescriptor } from './descriptors.js';
+import {
+  flushDescriptor,
+  invalidateDescriptorRange,
+  isShadowed,
+  publishDescriptor,
+  retireDescriptor,
+  syncShadowRanges,
+} from './descriptors.js';
 import type {
   AttachableHwpt,
   DeviceObject,
@@ -181,7 +188,14 @@ function publishVtdNested(ctx: IommufdCtx, parent: HwptPagingObject, vtd: VtdS1C
     // First-stage walks set A and D as the hardware does; scalable-mode fault codes.
     CFG.SCALABLE | CFG.SET_AD | (vtd.sre ? CFG.SRE : 0) | (vtd.wpe ? 0 : CFG.WP_OFF),
   );
-  const d = publishDescriptor(ctx, DomainFormat.VtdNested, vtd.pgtblAddr, cfg, parent.domain.descriptor);
+  const d = publishDescriptor(
+    ctx,
+    DomainFormat.VtdNested,
+    vtd.pgtblAddr,
+    cfg,
+    parent.domain.descriptor,
+    parent.softwareNesting ? DOMAIN_SHADOW : 0,
+  );
   parent.domain.nested.add(d);
   return d;
 }
@@ -248,25 +262,34 @@ export function hwptInvalidate(ctx: IommufdCtx, hwptId: number, dataType: string
     );
   if (dataType !== obj.dataType)
     throw new InvalidateError(new IommufdError('EINVAL', `data type ${dataType} is not this HWPT's`), 0);
+  // A software-nested domain's ranges are batched into one op list for the shards, run before
+  // the call returns, or before a failing entry's error (the entries before it take effect).
+  const batch: number[] | undefined = obj.vtd !== undefined && isShadowed(ctx, obj.descriptor) ? [] : undefined;
+  const flush = (): void => {
+    if (batch !== undefined && batch.length > 0) syncShadowRanges(ctx, obj.descriptor, 0, batch.splice(0));
+  };
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i] as { flags?: unknown } | null;
-    if (typeof e !== 'object' || e === null)
-      throw new InvalidateError(new IommufdError('EINVAL', `entry ${i} is not an object`), i);
-    const flags = e.flags ?? {};
-    if (typeof flags !== 'object' || flags === null)
-      throw new InvalidateError(new IommufdError('EINVAL', `entry ${i}: flags must be an object`), i);
     try {
+      if (typeof e !== 'object' || e === null) throw new IommufdError('EINVAL', 'not an object');
+      const flags = e.flags ?? {};
+      if (typeof flags !== 'object' || flags === null) throw new IommufdError('EINVAL', 'flags must be an object');
       if (obj.dataType === 'selftest') selftestEntry(obj, e as { iotlbId?: unknown }, flags as Record<string, unknown>);
-      else vtdS1Entry(ctx, obj, e, flags as Record<string, unknown>);
+      else vtdS1Entry(ctx, obj, e, flags as Record<string, unknown>, batch, flush);
     } catch (err) {
+      flush();
       if (err instanceof IommufdError)
         throw new InvalidateError(
-          new IommufdError(err.errno, `entry ${i}: ${err.message.replace(/^[A-Z]+: /, '')}`),
+          new IommufdError(
+            err.errno,
+            `entry ${i}: ${err.message.replace(/^[A-Z]+: /, '').replace(/^entry \d+: /, '')}`,
+          ),
           i,
         );
       throw err;
     }
   }
+  flush();
   return entries.length;
 }
 
@@ -288,6 +311,8 @@ function vtdS1Entry(
   obj: HwptNestedObject,
   e: Record<string, unknown>,
   flags: Record<string, unknown>,
+  batch: number[] | undefined,
+  flush: () => void,
 ): void {
   if (Object.keys(flags).some((k) => k !== 'leaf'))
     throw new IommufdError('EOPNOTSUPP', 'unknown vtd-s1 invalidation flag');
@@ -296,6 +321,10 @@ function vtdS1Entry(
   if (addr % 4096n !== 0n) throw new IommufdError('EINVAL', `addr 0x${addr.toString(16)} is not 4 KiB aligned`);
   if (npages === VTD_S1_ALL_PAGES && addr !== 0n)
     throw new IommufdError('EINVAL', 'npages U64_MAX needs addr 0 (everything)');
-  if (npages === VTD_S1_ALL_PAGES || addr + npages * 4096n > 2n ** 53n) flushDescriptor(ctx, obj.descriptor);
-  else if (npages !== 0n) invalidateDescriptorRange(ctx, obj.descriptor, Number(addr), Number(npages) * 4096);
+  if (npages === VTD_S1_ALL_PAGES || addr + npages * 4096n > 2n ** 53n) {
+    flush();
+    flushDescriptor(ctx, obj.descriptor);
+  } else if (npages === 0n) return;
+  else if (batch !== undefined) batch.push(Number(addr), Number(npages) * 4096);
+  else invalidateDescriptorRange(ctx, obj.descriptor, Number(addr), Number(npages) * 4096);
 }

@@ -15,6 +15,13 @@ export interface HwptFlags {
   pasid?: boolean;
 }
 
+/**
+ * How nested domains over a nest parent (or on a vIOMMU) translate: `hardware`, the IOMMU walks
+ * both stages; `software`, the host keeps a shadow of the nested walk (cache/shadow.ts) that
+ * guest invalidations and stage-2 changes keep in sync. A simulator mode: the kernel has no flag.
+ */
+export type NestingMode = 'hardware' | 'software';
+
 /** Nested data types of HWPT_ALLOC. */
 export type HwptDataType = 'none' | 'selftest' | 'vtd-s1' | 'arm-smmuv3';
 
@@ -49,6 +56,7 @@ export function hwptPagingAlloc(
     kind: dev.kind,
     autoDomain,
     nestParent: flags.nestParent === true,
+    softwareNesting: false,
     pasidCompat: flags.pasid === true,
     dirtyTracking: flags.dirtyTracking === true,
   };
@@ -92,9 +100,11 @@ export function hwptAlloc(
     faultId?: number | undefined;
     dataType?: HwptDataType | undefined;
     data?: unknown;
+    nesting?: NestingMode | undefined;
   },
 ): number {
   const dataType = a.dataType ?? 'none';
+  const software = a.nesting === 'software';
   const hasData = a.data !== undefined;
   if ((dataType === 'none' && hasData) || (dataType !== 'none' && !hasData)) {
     throw new IommufdError(
@@ -111,8 +121,13 @@ export function hwptAlloc(
     if (a.faultId !== undefined && flags.nestParent === true) {
       throw new IommufdError('EOPNOTSUPP', 'a nest parent cannot have a fault queue');
     }
+    if (software && flags.nestParent !== true)
+      throw new IommufdError('EINVAL', 'software nesting is a mode of a nest parent');
+    if (software && ctx.shadow === undefined)
+      throw new IommufdError('EOPNOTSUPP', 'software nesting needs the IOTLB (the shadow lives under it)');
     return ctx.atomically((undo) => {
       const hwpt = hwptPagingAlloc(ctx, pt, dev, flags, false, undo);
+      hwpt.softwareNesting = software;
       if (a.faultId !== undefined) {
         // FAULT objects arrive with the page-fault issue: no id can name one yet.
         throw new IommufdError('ENOENT', `no fault queue with id ${a.faultId}`);
@@ -121,6 +136,7 @@ export function hwptAlloc(
       return hwpt.id;
     });
   }
+  if (a.nesting !== undefined) throw new IommufdError('EINVAL', 'the nesting mode is chosen on the nest parent');
   if (pt.type === 'hwpt-paging') {
     if (flags.nestParent === true || flags.dirtyTracking === true || dataType === 'none') {
       throw new IommufdError('EOPNOTSUPP', 'nested HWPT: unsupported flags or no data');

@@ -10,7 +10,7 @@ export {
   IovaRangesTooSmall,
   type MapFlags,
 } from './ioas.js';
-export { hwptAlloc, type HwptFlags, type HwptDataType } from './hwpt.js';
+export { hwptAlloc, type HwptFlags, type HwptDataType, type NestingMode } from './hwpt.js';
 export {
   deviceBind,
   deviceUnbind,

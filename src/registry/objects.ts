@@ -71,6 +71,8 @@ export interface HwptPagingObject extends ObjectBase {
   autoDomain: boolean;
   /** NEST_PARENT. */
   nestParent: boolean;
+  /** A nest parent in software mode: its nested domains translate through the shadow (not a kernel flag). */
+  softwareNesting: boolean;
   /** Allocated with IOMMU_HWPT_ALLOC_PASID. */
   pasidCompat: boolean;
   /** DIRTY_TRACKING. */
@@ -202,6 +204,8 @@ export interface ViommuObject extends ObjectBase {
   vmid: number;
   /** Its vDEVICEs by virtual ID (`viommu->vdevs`). */
   vdevs: Map<bigint, VdeviceObject>;
+  /** Software nesting for the nested HWPTs allocated on it (a simulator mode, not a kernel flag). */
+  softwareNesting: boolean;
 }
 
 /** A vDEVICE (`iommufd_vdevice`): a device's guest-visible ID (vSID, vRID, vDeviceID) on a vIOMMU. */

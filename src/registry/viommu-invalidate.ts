@@ -5,6 +5,7 @@ import { IommufdError } from '../util/errors.js';
 import { commandToOps, type SmmuTagMap } from '../vendor/smmuv3/commands-ops.js';
 import { CERROR_NONE, decodeCommand, Opcode, SmmuCommand } from '../vendor/smmuv3/commands.js';
 import type { IommufdCtx } from './context.js';
+import { isShadowed, syncShadowRange } from './descriptors.js';
 import { InvalidateError } from './hwpt-nested.js';
 import { MOCK_DEV_CACHE_SLOTS, type ViommuObject } from './objects.js';
 
@@ -243,11 +244,15 @@ function applyOps(ctx: IommufdCtx, ops: OpList): void {
         tlb?.flushAsid(Iotlb.tagWord(tag, tag2));
         break;
       case Op.IotlbRange:
+        // A software-nested domain's stage 1 changed: its shadow is re-walked over the range.
         if (pages === ALL_PAGES) tlb?.flushAsid(Iotlb.tagWord(tag, tag2));
+        else if (isShadowed(ctx, tag)) syncShadowRange(ctx, tag, tag2, addr, pages * 4096, false);
         else tlb?.invalidateRange(Iotlb.tagWord(tag, tag2), addr, pages * 4096);
         break;
       case Op.IotlbRangeAllAsid:
-        if (pages === ALL_PAGES) tlb?.flushTag(tag);
+        // Every ASID of a shadowed domain: its shadow entries are not indexed by address alone,
+        // so the domain is flushed (the shadow lives under the IOTLB's epochs).
+        if (pages === ALL_PAGES || isShadowed(ctx, tag)) tlb?.flushTag(tag);
         else tlb?.invalidateRange(tag, addr, pages * 4096, undefined, ALL_ASIDS);
         break;
       case Op.AtcInv: {

@@ -1,10 +1,10 @@
 import { U64_MAX } from '../util/args.js';
 import { IommufdError } from '../util/errors.js';
-import { DomainFormat, packArmNestedConfig } from '../translate/index.js';
+import { DOMAIN_SHADOW, DomainFormat, packArmNestedConfig } from '../translate/index.js';
 import type { IommufdCtx } from './context.js';
 import { publishDescriptor } from './descriptors.js';
 import { selftestIotlb } from './hwpt-nested.js';
-import type { HwptFlags } from './hwpt.js';
+import type { HwptFlags, NestingMode } from './hwpt.js';
 import {
   MOCK_NESTED_IOTLB_SLOTS,
   type ArmVste,
@@ -35,7 +35,10 @@ const MAX_VMID = 0xffff;
  * device's driver (EINVAL, as arm_vsmmu_init's `s2_parent->smmu != smmu`). The vIOMMU holds a
  * reference on the parent and gets the lowest VMID no other vIOMMU uses.
  */
-export function viommuAlloc(ctx: IommufdCtx, a: { devId: number; hwptId: number; type: ViommuType }): number {
+export function viommuAlloc(
+  ctx: IommufdCtx,
+  a: { devId: number; hwptId: number; type: ViommuType; nesting?: NestingMode | undefined },
+): number {
   const dev = ctx.objects.get(a.devId, 'device');
   if (VIOMMU_DRIVER[a.type] !== dev.kind) {
     throw new IommufdError('EOPNOTSUPP', `the ${dev.kind} driver has no ${a.type} vIOMMU`);
@@ -45,6 +48,8 @@ export function viommuAlloc(ctx: IommufdCtx, a: { devId: number; hwptId: number;
   if (parent.kind !== dev.kind) {
     throw new IommufdError('EINVAL', `HWPT ${parent.id} belongs to the ${parent.kind} driver, not ${dev.kind}`);
   }
+  if (a.nesting === 'software' && ctx.shadow === undefined)
+    throw new IommufdError('EOPNOTSUPP', 'software nesting needs the IOTLB (the shadow lives under it)');
   const used = new Set<number>();
   for (const o of ctx.objects.all()) if (o.type === 'viommu') used.add(o.vmid);
   let vmid = 1;
@@ -63,6 +68,7 @@ export function viommuAlloc(ctx: IommufdCtx, a: { devId: number; hwptId: number;
       parent,
       vmid,
       vdevs: new Map(),
+      softwareNesting: a.nesting === 'software',
     };
     parent.users++;
     ctx.objects.finalize(viommu);
@@ -296,6 +302,7 @@ export function viommuHwptNestedAlloc(
         Number(vste.s1ContextPtr),
         packArmNestedConfig(vste),
         parent.descriptor,
+        viommu.softwareNesting || viommu.parent.softwareNesting ? DOMAIN_SHADOW : 0,
       );
       parent.nested.add(descriptor);
       undo.push(() => {

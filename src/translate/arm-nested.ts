@@ -252,7 +252,12 @@ export class ArmNestedTranslator {
   walk(iova: number, access: number, fault: WalkFault): number {
     const out = this.#out;
     if (this.#kind !== STE_CONFIG.Nested) {
-      return armS2Walk(this.#i32, out.s2Root, out.s2Cfg, iova, access & ~Access.Priv, fault);
+      // Stage 2 only: the input is the guest-physical address, and no stage-1 table is read.
+      const pa = armS2Walk(this.#i32, out.s2Root, out.s2Cfg, iova, access & ~Access.Priv, fault);
+      fault.gpa = iova;
+      fault.tableCount = 0;
+      fault.leafWritable = fault.s2Writable;
+      return pa;
     }
     if (out.ttb0Cfg === 0) {
       // CD.EPD0: TTB0 walks are disabled, so a lower-half address is a Translation fault.

@@ -1,4 +1,4 @@
-import { Iotlb, type IotlbHandles } from '../cache/index.js';
+import { Iotlb, ShadowTable, type IotlbHandles, type ShadowHandles } from '../cache/index.js';
 import { SystemMemory, type SharedMemoryHandles } from '../memory/index.js';
 import { ContextTables, type ContextHandles } from './tables.js';
 import { Translator } from './translator.js';
@@ -13,6 +13,8 @@ export interface DataPlaneHandles {
   iotlb?: { handles: IotlbHandles; entries: number; shards: number } | undefined;
   /** The devices' ATC table, likewise. */
   atc?: { handles: IotlbHandles; entries: number; shards: number } | undefined;
+  /** The software-nesting shadow (over the IOTLB), if the fd has one. */
+  shadow?: { handles: ShadowHandles; entries: number } | undefined;
 }
 
 /** What a pool hands its translate workers: the buffers, and where each records its reader slot. */
@@ -41,8 +43,10 @@ export function attachTranslator(handles: DataPlaneHandles): {
   const iotlb = t === undefined ? undefined : new Iotlb(t.entries, t.shards, t.handles);
   const a = handles.atc;
   const atc = a === undefined ? undefined : new Iotlb(a.entries, a.shards, a.handles, true);
+  const sh = handles.shadow;
+  const shadow = sh === undefined || iotlb === undefined ? undefined : new ShadowTable(iotlb, sh.entries, sh.handles);
   return {
-    translator: new Translator(memory.phys, tables, memory.reclaimer, slot, iotlb, atc),
+    translator: new Translator(memory.phys, tables, memory.reclaimer, slot, iotlb, atc, shadow),
     slot,
     release: () => memory.reclaimer.releaseSlot(slot),
   };

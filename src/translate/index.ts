@@ -1,5 +1,14 @@
 /** The DMA translation data plane: shared context tables and the translation hot path. */
-export { ContextTables, DEV_ATS, DomainFormat, MAX_DOMAINS, MAX_DEVICES, type ContextHandles } from './tables.js';
+export {
+  ContextTables,
+  DEV_ATS,
+  DOMAIN_SHADOW,
+  DomainFormat,
+  MAX_DOMAINS,
+  MAX_DEVICES,
+  type ContextHandles,
+} from './tables.js';
+export { NestedShadowWalker, vtdNestedWalk } from './nested-walk.js';
 export { Translator, NO_PASID } from './translator.js';
 export {
   ArmNestedTranslator,

@@ -28,8 +28,10 @@ export const MAX_DOMAINS = 4096;
 /** How many bound devices the shared tables hold. */
 export const MAX_DEVICES = 4096;
 
-const DOMAIN_WORDS = 5; // [format, rootPa bits 31:0, packed walk configuration, parent descriptor (nested), rootPa bits 52:32]
+const DOMAIN_WORDS = 6; // [format, rootPa bits 31:0, packed walk configuration, parent descriptor (nested), rootPa bits 52:32, flags]
 const DEVICE_WORDS = 4; // [ridDomain, pasidDirFrame + 1, pasidBits, flags (bit 0: ATS)]
+/** Descriptor flag: a nested domain in software mode, translated through the shadow (cache/shadow.ts). */
+export const DOMAIN_SHADOW = 1;
 /** Device context flag: the device has an ATC (PCIe ATS). */
 export const DEV_ATS = 1;
 const PASID_DIR_BITS = 10; // PASID bits 19:10 index the directory, 9:0 the leaf
@@ -85,9 +87,10 @@ export class ContextTables {
    * Publishes a descriptor and returns its index, or -1 when the table is full. `parent` is the
    * nest parent's descriptor of a nested domain (0 otherwise). `rootPa` may have up to 52 bits.
    */
-  publishDomain(format: number, rootPa: number, walkConfig = 0, parent = 0): number {
+  publishDomain(format: number, rootPa: number, walkConfig = 0, parent = 0, flags = 0): number {
     const d = this.#freeDomains.pop();
     if (d === undefined) return -1;
+    this.domains[d * DOMAIN_WORDS + 5] = flags;
     this.domains[d * DOMAIN_WORDS + 1] = rootPa | 0;
     this.domains[d * DOMAIN_WORDS + 2] = walkConfig;
     this.domains[d * DOMAIN_WORDS + 3] = parent;
@@ -233,6 +236,11 @@ export class ContextTables {
    */
   domainRootFull(index: number): number {
     return this.domains[index * DOMAIN_WORDS + 4]! * 4294967296 + (this.domains[index * DOMAIN_WORDS + 1]! >>> 0);
+  }
+
+  /** A descriptor's flags ({@link DOMAIN_SHADOW}). */
+  domainFlags(index: number): number {
+    return this.domains[index * DOMAIN_WORDS + 5]!;
   }
 
   /** A nested descriptor's parent descriptor (0 for any other format). */

@@ -1,22 +1,21 @@
 import type { Iotlb } from '../cache/index.js';
+import type { ShadowTable } from '../cache/shadow.js';
 import type { EpochReclaimer } from '../memory/reclaim.js';
 import type { PhysMemory } from '../memory/phys.js';
 import {
   Access,
   armS1Walk,
-  CFG,
   armS2Walk,
   FaultReason,
   mockWalk,
   TranslateFault,
   vtdSecondStageWalk,
   WalkFault,
-  VTD_FR,
   x86FirstStageWalk,
-  x86NestedWalk,
 } from '../pgtable/index.js';
 import { ArmNestedTranslator } from './arm-nested.js';
-import { ContextTables, DEV_ATS, DomainFormat } from './tables.js';
+import { vtdNestedWalk } from './nested-walk.js';
+import { ContextTables, DEV_ATS, DOMAIN_SHADOW, DomainFormat } from './tables.js';
 
 /** The PASID value that means "no PASID": the request is translated by the RID's domain. */
 export const NO_PASID = -1;
@@ -47,11 +46,17 @@ export class Translator {
   misses = 0;
   /** ATC hits by this translator (requests without PASID from devices with ATS). */
   atcHits = 0;
+  /** Shadow hits by this translator (software-nested domains, after an IOTLB miss). */
+  shadowHits = 0;
+  /** Shadow misses by this translator (each followed by a nested walk and a fill). */
+  shadowMisses = 0;
+  readonly #shadow: ShadowTable | undefined;
 
   /**
    * Creates a translator over `mem` and `ctx`; `slot` is this thread's reader slot, or -1. With
    * an `iotlb`, a translation tries it first and fills it after a walk; with an `atc` (tagged by
-   * device slot), a request without PASID from a device with ATS tries that before the IOTLB.
+   * device slot), a request without PASID from a device with ATS tries that before the IOTLB;
+   * with a `shadow` (over `iotlb`), software-nested domains translate through it.
    */
   constructor(
     mem: PhysMemory,
@@ -60,7 +65,9 @@ export class Translator {
     slot: number,
     iotlb?: Iotlb,
     atc?: Iotlb,
+    shadow?: ShadowTable,
   ) {
+    this.#shadow = iotlb === undefined ? undefined : shadow;
     this.#i32 = mem.i32;
     this.#ctx = ctx;
     this.#reclaimer = reclaimer;
@@ -87,7 +94,8 @@ export class Translator {
     // fill sequence and clock are read before the device's domain: a replace switches the domain
     // and then flushes the device's ATC tag, which outdates any fill from a walk that still saw
     // the old domain.
-    const atc = (this.#ctx.deviceFlags(dev) & DEV_ATS) !== 0 ? this.#atc : undefined;
+    // PASID 0 cannot be attached (iommufd PASIDs start at 1), and its tag word would be the RID's.
+    const atc = (this.#ctx.deviceFlags(dev) & DEV_ATS) !== 0 && pasid !== 0 ? this.#atc : undefined;
     const atag = dev | ((pasid === NO_PASID ? 0 : pasid) << 12);
     let a0 = 0;
     let ac0 = 0;
@@ -147,10 +155,31 @@ export class Translator {
             c0 = tlb.fillClock();
           }
         }
-        result = this.#walk(domain, format, iova, access);
-        if (result >= 0) {
-          if (tlb !== undefined) tlb.fill(tag, iova, result, this.fault.leafShift, want, s0, c0, this.#owner);
-          if (atcFill !== undefined) atcFill.fill(atag, iova, result, this.fault.leafShift, want, a0, ac0, this.#owner);
+        const sh = this.#shadow;
+        if (sh !== undefined && (ctx.domainFlags(domain) & DOMAIN_SHADOW) !== 0) {
+          // Software nesting: the shadow stands in for the nested walk; a miss walks and fills
+          // both tables at 4 KiB under one owner word (the sequence and clock read above).
+          const hit = sh.lookup(tag, iova, want);
+          if (hit >= 0) {
+            this.shadowHits++;
+            tlb!.fill(tag, iova, hit, 12, want, s0, c0, this.#owner);
+            if (atcFill !== undefined) atcFill.fill(atag, iova, hit, 12, want, a0, ac0, this.#owner);
+            if (slot >= 0) this.#reclaimer.exit(slot);
+            return hit;
+          }
+          this.shadowMisses++;
+          result = this.#walk(domain, format, iova, access);
+          if (result >= 0) {
+            sh.fill(tag, pasid, iova, result, want, this.fault, s0, c0, this.#owner, true);
+            if (atcFill !== undefined) atcFill.fill(atag, iova, result, 12, want, a0, ac0, this.#owner);
+          }
+        } else {
+          result = this.#walk(domain, format, iova, access);
+          if (result >= 0) {
+            if (tlb !== undefined) tlb.fill(tag, iova, result, this.fault.leafShift, want, s0, c0, this.#owner);
+            if (atcFill !== undefined)
+              atcFill.fill(atag, iova, result, this.fault.leafShift, want, a0, ac0, this.#owner);
+          }
         }
       }
     }
@@ -174,24 +203,8 @@ export class Translator {
         return vtdSecondStageWalk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
       case DomainFormat.X86FirstStage:
         return x86FirstStageWalk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
-      case DomainFormat.VtdNested: {
-        // Hardware nesting: the guest's first stage, every fetch and the output through the
-        // parent's second stage (the parent outlives its nested domains).
-        const parent = ctx.domainParent(domain);
-        const cfg = ctx.domainConfig(domain);
-        return (access & Access.Priv) !== 0 && (cfg & CFG.SRE) === 0
-          ? this.fault.set(TranslateFault.Permission, 0, FaultReason.UserDenied, iova, VTD_FR.SM_SRE_CLEAR)
-          : x86NestedWalk(
-              this.#i32,
-              root,
-              cfg,
-              ctx.domainRoot(parent),
-              ctx.domainConfig(parent),
-              iova,
-              access,
-              this.fault,
-            );
-      }
+      case DomainFormat.VtdNested:
+        return vtdNestedWalk(this.#i32, ctx, domain, iova, access, this.fault);
       case DomainFormat.ArmNested:
         return this.#arm.walk(iova, access, this.fault);
       default:

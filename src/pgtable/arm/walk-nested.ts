@@ -82,6 +82,8 @@ export function armNestedWalk(
     return s1Fault(fault, TranslateFault.WalkAbort, level, FaultReason.WalkAbort, iova, SMMU_EVT.F_WALK_EABT);
   let index = (iova / SIZE[level]!) & (entries - 1);
   let tableBits = 0;
+  let tables = 0;
+  fault.tableGpas[tables++] = s1Root - (s1Root % 4096);
   const had = (s1Cfg & CFG.HAD) !== 0;
   for (;;) {
     const at = (tablePa >>> 2) + index * 2; // an int32 index keeps Atomics.load on its fast path
@@ -100,6 +102,7 @@ export function armNestedWalk(
       if (nextPa + 4096 > memBytes)
         return s1Fault(fault, TranslateFault.WalkAbort, level + 1, FaultReason.WalkAbort, iova, SMMU_EVT.F_WALK_EABT);
       if (!had) tableBits |= hi;
+      fault.tableGpas[tables++] = next;
       tablePa = nextPa;
       level++;
       index = (iova / SIZE[level]!) & 511;
@@ -136,6 +139,12 @@ export function armNestedWalk(
     if (pa < 0) return s2Fault(fault, pa, CLASS_IN, ipa, iova);
     const s1Shift = 12 + 9 * (3 - level);
     if (s1Shift < fault.leafShift) fault.leafShift = s1Shift;
+    fault.gpa = ipa;
+    fault.tableCount = tables;
+    // No HTTU: a writable leaf (AP[2] = 0, no APTable write restriction) needs no change for a
+    // write, if stage 2 allows it too.
+    const s1Writable = (lo & ARM_LO.AP2) === 0 && (tableBits & ARM_HI.APTableNoWrite) === 0;
+    fault.leafWritable = s1Writable && fault.s2Writable !== 0 ? 1 : 0;
     return pa;
   }
 }

@@ -158,6 +158,7 @@ export function armS2Walk(
     if (oa >= limit)
       return fault.set(TranslateFault.AddressSize, level, FaultReason.AddressSize, ipa, SMMU_EVT.F_ADDR_SIZE);
     fault.leafShift = 12 + 9 * (3 - level);
+    fault.s2Writable = (lo & ARM_LO.S2AP_W) === 0 ? 0 : 1;
     return oa + (ipa % size);
   }
 }

@@ -88,6 +88,8 @@ function x86Walk(
   const fetch = setAd ? Access.Read | Access.Write : Access.Read;
   let tablePa = nested ? vtdSecondStageWalk(i32, s2Root, s2Cfg, root, fetch, fault) : root;
   if (tablePa < 0) return tablePa;
+  let tables = 0;
+  if (nested) fault.tableGpas[tables++] = root - (root % 4096);
   if (tablePa + 4096 > memBytes)
     return fault.set(TranslateFault.WalkAbort, level, FaultReason.WalkAbort, iova, VTD_FR.FS_PAGING_ENTRY_INV);
   let xd = 0;
@@ -120,11 +122,19 @@ function x86Walk(
         return out;
       }
       const pa = vtdSecondStageWalk(i32, s2Root, s2Cfg, out, access & ~Access.Priv, fault);
-      if (pa >= 0 && s1Shift < fault.leafShift) fault.leafShift = s1Shift;
+      if (pa >= 0) {
+        if (s1Shift < fault.leafShift) fault.leafShift = s1Shift;
+        fault.gpa = out;
+        fault.tableCount = tables;
+        // A write by the same requester passes stage 1 without a change to the leaf.
+        const s1Writable = ((lo & X86_LO.RW) !== 0 || (!user && wpOff)) && (!setAd || (lo & X86_LO.D) !== 0);
+        fault.leafWritable = s1Writable && fault.s2Writable !== 0 ? 1 : 0;
+      }
       return pa;
     }
     tablePa = nested ? vtdSecondStageWalk(i32, s2Root, s2Cfg, addr, fetch, fault) : addr;
     if (tablePa < 0) return tablePa;
+    if (nested) fault.tableGpas[tables++] = addr;
     if (tablePa + 4096 > memBytes)
       return fault.set(TranslateFault.WalkAbort, level + 1, FaultReason.WalkAbort, iova, VTD_FR.FS_PAGING_ENTRY_INV);
     level++;
@@ -170,6 +180,7 @@ export function vtdSecondStageWalk(
     );
   }
   let tablePa = rootPa;
+  let writable = SL_LO.W; // W in every entry so far: a write needs it at each level
   for (;;) {
     const at = (tablePa >>> 2) + ((iova / SIZE[level + 1]!) & 511) * 2; // int32: Atomics.load's fast path
     const lo = Atomics.load(i32, at);
@@ -213,6 +224,7 @@ export function vtdSecondStageWalk(
         sm ? VTD_FR.SS_PAGING_ENTRY_RSVD : VTD_FR.PAGING_ENTRY_RSVD,
       );
     }
+    writable &= lo;
     if (level === 3 || ps) {
       const size = SIZE[level + 1]!;
       const out = addr + (iova % size);
@@ -226,6 +238,7 @@ export function vtdSecondStageWalk(
         );
       }
       fault.leafShift = 12 + 9 * (3 - level);
+      fault.s2Writable = writable === 0 ? 0 : 1;
       return out;
     }
     if (addr + 4096 > memBytes) {
