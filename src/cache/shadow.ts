@@ -275,6 +275,9 @@ export class ShadowTable {
     const b = this.#bucket(shard, gpaPage);
     this.#next[victim] = this.#heads[b]!;
     this.#heads[b] = victim + 1;
+    // A rewrite or an eviction changed what a lock-free reader may have read: move the sequence
+    // after the write too, so an IOTLB fill from the old contents is refused.
+    if (oldTag !== 0) this.#st.bumpSeq(shard);
   }
 
   /** Evicts live slot `slot` of `shard` (owned): its IOTLB page goes, and the sequence moves. */
@@ -410,6 +413,9 @@ export class ShadowTable {
       }
       this.#iotlb.clearOwned(shard, tag, Math.max(iova, region), hi - Math.max(iova, region));
     }
+    // Again after the rewrite: a translation that read the sequence after the first move but the
+    // old entry before its rewrite must not fill the IOTLB from it once the owner word is free.
+    st.bumpSeq(shard);
     return done;
   }
 
@@ -453,6 +459,7 @@ export class ShadowTable {
       }
     }
     this.#count(shard, C.S2Dropped, dropped);
+    this.#st.bumpSeq(shard); // again after the drops (see syncInShard)
     return dropped;
   }
 
