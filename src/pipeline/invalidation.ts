@@ -317,14 +317,7 @@ export class InvalidationPipeline {
             else this.#m.overInvalidations++;
             break;
           }
-          for (let r = 0; r < regions; r++) {
-            const s = this.#iotlb.shardOf(tag, (first + r) * 2097152);
-            const k = n[s]!;
-            if (k > 0 && lists[s]![k - 1] === i) continue;
-            lists[s]![k] = i;
-            n[s] = k + 1;
-            routed++;
-          }
+          routed += this.#pushRegions(lists, n, tag, first, regions, i);
           break;
         }
         case Op.AtcInv: {
@@ -382,14 +375,7 @@ export class InvalidationPipeline {
             if (pages === 0xffffffff) this.#m.epochFlushes++;
             else this.#m.overInvalidations++;
           } else {
-            for (let r = 0; r < regions; r++) {
-              const s = this.#iotlb.shardOf(tag, (first + r) * 2097152);
-              const k = n[s]!;
-              if (k > 0 && lists[s]![k - 1] === i) continue;
-              lists[s]![k] = i;
-              n[s] = k + 1;
-              routed++;
-            }
+            routed += this.#pushRegions(lists, n, tag, first, regions, i);
           }
           break;
         }
@@ -412,6 +398,20 @@ export class InvalidationPipeline {
   #atcRegions(w: Uint32Array, i: number): number {
     const addr = opAddr(w, i);
     return Math.ceil((addr + w[i * OP_WORDS + 6]! * 4096) / 2097152) - Math.floor(addr / 2097152);
+  }
+
+  /** Pushes op `i` once onto the list of each shard that owns one of `regions` 2 MiB regions of `tag` from region `first`. */
+  #pushRegions(lists: Int32Array[], n: Int32Array, tag: number, first: number, regions: number, i: number): number {
+    let routed = 0;
+    for (let r = 0; r < regions; r++) {
+      const s = this.#iotlb.shardOf(tag, (first + r) * 2097152);
+      const k = n[s]!;
+      if (k > 0 && lists[s]![k - 1] === i) continue;
+      lists[s]![k] = i;
+      n[s] = k + 1;
+      routed++;
+    }
+    return routed;
   }
 
   #push(lists: Int32Array[], n: Int32Array, shard: number, i: number): number {

@@ -64,7 +64,6 @@ describe('software nesting: a caching-mode guest (VT-d) is prefetched', () => {
     const after = r.fd.cacheStats();
     expect(after.shadow.prefetched - before.shadow.prefetched).toBe(16);
     for (let s = 0; s < 16; s++) {
-      expect(dmaWord(r, 0, slotIova(s) + 4 * s)).toBe(s === 0 ? 0x100 : 0);
       expect(dmaWord(r, 0, slotIova(s))).toBe(0x100 + s);
       dmaWrite(r, 0, slotIova(s) + 8, 0xd00 + s);
       expect(dmaWord(r, 0, slotIova(s) + 8)).toBe(0xd00 + s);
@@ -152,7 +151,6 @@ describe('software nesting: stage-2 changes through the reverse index', () => {
     expect(misses(r)).toBe(m0);
     // Stage 2 maps the page again (elsewhere in host memory): the next walks find it.
     r.s2Map(dataGpa(0) / 4096, 's1', true);
-    mark(r, 0, 0); // (not the page any more)
     expect(r.translate(0, slotIova(0), Access.Read)).toMatchObject({ ok: true, page: 's1' });
     expect(r.translate(1, slotIova(0), Access.Write)).toMatchObject({ ok: true, page: 's1' });
     r.close();
