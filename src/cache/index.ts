@@ -8,6 +8,7 @@ export {
   MAX_ASID,
   ALL_ASIDS,
   ASID_EPOCHS,
+  cacheAccess,
   type IotlbHandles,
   type IotlbCounters,
 } from './iotlb.js';

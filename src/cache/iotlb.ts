@@ -40,9 +40,27 @@ export const ASID_EPOCHS = 16384;
 export const MAX_ASID = 0xfffff;
 /** Tag argument of the range invalidations meaning "every ASID of the domain". */
 export const ALL_ASIDS = -1;
+
+/**
+ * The access bits a cache entry is granted and looked up with, for a request with Access bits
+ * `access` (Read 1, Write 2, Exec 4, Priv 8): R/W/X, then bit 3 for an unprivileged request and
+ * bit 4 for a privileged one. A grant is checked for one privilege level: a walk that let a user
+ * request through says nothing of a supervisor one (VT-d SRE = 0 refuses every supervisor
+ * request), and the converse.
+ */
+export function cacheAccess(access: number): number {
+  return (access & 7) | ((access & 8) === 0 ? 8 : 16);
+}
 /** The bits of a per-domain shift mask that are leaf sizes; bit 30 marks a domain with ASIDs. */
 const SHIFT_BITS = (1 << (MAX_CACHED_SHIFT + 1)) - 1;
 const HAS_ASIDS = 1 << 30;
+/**
+ * Bits 22–27 of a domain's shift word: the largest translation unit (log2) of an entry stored
+ * smaller than the unit an invalidation must treat as one: a stage-1 block that a nested walk
+ * cached in stage-2-sized pieces, or a leaf above MAX_CACHED_SHIFT. 0 when there is none.
+ */
+const UNIT_SHIFT = 22;
+const UNIT_MASK = 63 << UNIT_SHIFT;
 const DOMAIN_BITS = 0xfff;
 // Header words after the common ones (shards.ts).
 const BY_TAG = HEADER_WORDS; // 1: the table shards by tag alone (fixed at creation, read by attachers)
@@ -208,7 +226,9 @@ export class Iotlb extends ShardedTable {
   /**
    * Steps 2–4 of a fill: try the owner word without waiting; insert with stamp `c0` only if the
    * invalidation sequence is still `s0`; release. `pa` is the output of `iova`; `shift` the
-   * leaf's size. Returns whether the entry was inserted (a skipped fill counts as discarded).
+   * leaf's size; `unit` the size of the translation an invalidation of any address in it must
+   * drop whole (WalkFault.unitShift: a nested walk's stage-1 leaf), if larger. Returns whether
+   * the entry was inserted (a skipped fill counts as discarded).
    */
   fill(
     tag: number,
@@ -219,6 +239,7 @@ export class Iotlb extends ShardedTable {
     s0: number,
     c0: number,
     owner: number,
+    unit = 0,
   ): boolean {
     const shard = this.shardOf(tag, iova);
     const st = this.st;
@@ -233,7 +254,7 @@ export class Iotlb extends ShardedTable {
       st.count(shard, ShardWord.Discarded);
       return false;
     }
-    this.#insert(shard, tag, iova, pa, shift, access, c0);
+    this.#insert(shard, tag, iova, pa, shift, access, c0, unit);
     st.release(shard, false);
     return true;
   }
@@ -241,16 +262,38 @@ export class Iotlb extends ShardedTable {
   /**
    * Inserts an entry into `shard`, whose owner word the caller holds and whose invalidation
    * sequence it has checked (a companion table's fill: the shadow's, which fills both under one
-   * owner word). `c0` is the clock read before the walk.
+   * owner word). `c0` is the clock read before the walk; `unit` as {@link fill}'s.
    */
-  insertOwned(shard: number, tag: number, iova: number, pa: number, shift: number, access: number, c0: number): void {
+  insertOwned(
+    shard: number,
+    tag: number,
+    iova: number,
+    pa: number,
+    shift: number,
+    access: number,
+    c0: number,
+    unit = 0,
+  ): void {
     if (pa >= 4294967296) return;
-    this.#insert(shard, tag, iova, pa, shift, access, c0);
+    this.#insert(shard, tag, iova, pa, shift, access, c0, unit);
   }
 
-  #insert(shard: number, tag: number, iova: number, pa: number, shift: number, access: number, c0: number): void {
+  #insert(
+    shard: number,
+    tag: number,
+    iova: number,
+    pa: number,
+    shift: number,
+    access: number,
+    c0: number,
+    unit: number,
+  ): void {
     const st = this.st;
+    if (unit < shift) unit = shift;
     if (shift > MAX_CACHED_SHIFT) shift = MAX_CACHED_SHIFT;
+    // Stored smaller than its unit: the domain's range invalidations widen to whole units. Set
+    // before the entry is, under the owner word an invalidation of this region takes first.
+    if (unit > shift) this.raiseUnit(tag & DOMAIN_BITS, unit);
     const size = POW2[shift]!;
     const page = Math.floor(iova / size);
     const keyLo = page | 0;
@@ -288,6 +331,28 @@ export class Iotlb extends ShardedTable {
     st.count(shard, ShardWord.Fills);
   }
 
+  /**
+   * Records that domain `dom` caches pieces of translations of 2^`unit` bytes (see {@link
+   * fill}'s `unit`): its range invalidations widen to them from now on. For a companion table
+   * that holds such pieces (the shadow); a compare-and-swap loop, rare.
+   */
+  raiseUnit(dom: number, unit: number): void {
+    const shifts = this.#shifts;
+    for (;;) {
+      const w = Atomics.load(shifts, dom);
+      if ((w & UNIT_MASK) >>> UNIT_SHIFT >= unit) return;
+      if (Atomics.compareExchange(shifts, dom, w, (w & ~UNIT_MASK) | (unit << UNIT_SHIFT)) === w) return;
+    }
+  }
+
+  /**
+   * log2 of the largest translation unit domain `tag` caches in smaller entries (see {@link
+   * fill}'s `unit`), or 0: a range invalidation of the domain covers the units it touches.
+   */
+  unitShiftOf(tag: number): number {
+    return (Atomics.load(this.#shifts, tag & DOMAIN_BITS) & UNIT_MASK) >>> UNIT_SHIFT;
+  }
+
   // ---- companion tables (the shadow) --------------------------------------------------------
 
   /**
@@ -307,6 +372,8 @@ export class Iotlb extends ShardedTable {
   /**
    * Clears `tag`'s entries in [iova, iova+length) that `shard` holds, without moving its
    * sequence: for a caller that holds the owner word and has moved it already (or is the fill).
+   * Exactly the range: a caller that acts on a guest's invalidation widens it to the domain's
+   * units itself ({@link unitShiftOf}).
    */
   clearOwned(shard: number, tag: number, iova: number, length: number): number {
     const end = iova + length;
@@ -367,10 +434,33 @@ export class Iotlb extends ShardedTable {
       this.st.own(shard, this.onSteal);
       // Even with nothing cached yet, the sequence moves: a walk in flight must not fill.
       this.st.bumpSeq(shard);
-      cleared += this.#clearRegion(shard, tag, Math.max(iova, region), Math.min(end, region + 2 ** 21));
+      const n = this.#clearUnits(shard, tag, Math.max(iova, region), Math.min(end, region + 2 ** 21));
       this.st.release(shard);
+      if (n < 0) return cleared;
+      cleared += n;
     }
     return cleared;
+  }
+
+  /**
+   * {@link #clearRegion} of [lo, hi) widened to the domain's translation units (read after the
+   * caller moved the sequence, so a fill that raised the unit is either seen or refused). A unit
+   * beyond the 2 MiB region flushes the tag (an over-invalidation) and returns -1.
+   */
+  #clearUnits(shard: number, tag: number, lo: number, hi: number): number {
+    const unit = this.unitShiftOf(tag);
+    if (unit > MAX_CACHED_SHIFT) {
+      this.flushTag(tag & DOMAIN_BITS);
+      this.st.count(shard, ShardWord.OverInvalidations);
+      return -1;
+    }
+    if (unit > 12) {
+      // Inside the region: a unit of at most 2 MiB never crosses it.
+      const size = POW2[unit]!;
+      lo = Math.floor(lo / size) * size;
+      hi = Math.ceil(hi / size) * size;
+    }
+    return this.#clearRegion(shard, tag, lo, hi);
   }
 
   /** Clears `tag`'s entries of every cached size in [lo, hi), inside one 2 MiB region of `shard`. */
@@ -417,7 +507,9 @@ export class Iotlb extends ShardedTable {
     let cleared = 0;
     for (let region = Math.floor(iova / 2097152) * 2097152; region < end; region += 2097152) {
       if (this.shardOf(tag, region) !== shard) continue;
-      cleared += this.#clearRegion(shard, tag, Math.max(iova, region), Math.min(end, region + 2097152));
+      const n = this.#clearUnits(shard, tag, Math.max(iova, region), Math.min(end, region + 2097152));
+      if (n < 0) return cleared;
+      cleared += n;
     }
     return cleared;
   }

@@ -189,7 +189,7 @@ export class ShadowTable {
     iova: number,
     pa: number,
     access: number,
-    f: { gpa: number; tableGpas: Float64Array; tableCount: number },
+    f: { gpa: number; tableGpas: Float64Array; tableCount: number; unitShift: number },
     s0: number,
     c0: number,
     owner: number,
@@ -210,6 +210,9 @@ export class ShadowTable {
       return false;
     }
     const page = Math.floor(iova / 4096);
+    // A piece of a stage-1 block: the domain's syncs widen to whole blocks (before the entry
+    // is visible, under the owner word a sync of this region takes).
+    if (f.unitShift > 12) this.#iotlb.raiseUnit(tag & DOMAIN_BITS, f.unitShift);
     this.#put(shard, tag, pasid, page, pa - (pa % 4096), access, c0, gpaPage, true);
     for (let k = 0; k < f.tableCount; k++) this.#addTablePage(shard, tag & DOMAIN_BITS, f.tableGpas[k]! / 4096);
     if (iotlbToo) this.#iotlb.insertOwned(shard, tag, iova, pa, 12, access, c0);
@@ -380,16 +383,32 @@ export class ShadowTable {
     const stamp = st.clock();
     const f = walker.fault;
     const domain = tag & DOMAIN_BITS;
+    // An invalidation of any address of a stage-1 block is one of the whole block, whose pieces
+    // the domain holds (the unit, read after the sequence moved: a fill that raised it is seen
+    // or refused). Blocks beyond the 2 MiB region: the tag goes (an over-invalidation).
+    const unit = this.#iotlb.unitShiftOf(tag);
+    if (unit > 21) {
+      this.#iotlb.flushTag(domain);
+      st.count(shard, ShardWord.OverInvalidations);
+      st.bumpSeq(shard);
+      return 0;
+    }
+    const usize = unit > 12 ? 2 ** unit : 4096;
     const prefetch = tag === domain && walker.canPrefetch(domain);
     const end = iova + length;
     let done = 0;
     for (let region = Math.floor(iova / 2097152) * 2097152; region < end; region += 2097152) {
       if (this.shardOf(tag, region) !== shard) continue;
+      const lo = Math.max(iova, region);
       const hi = Math.min(end, region + 2097152);
-      for (let page = Math.floor(Math.max(iova, region) / 4096); page * 4096 < hi; page++) {
+      // Widened to whole units (inside the region): entries there are re-walked, but only the
+      // invalidated pages are prefetched.
+      const wlo = Math.floor(lo / usize) * usize;
+      const whi = Math.ceil(hi / usize) * usize;
+      for (let page = wlo / 4096; page * 4096 < whi; page++) {
         const slot = this.#find(shard, tag, page);
         const live = slot >= 0 && this.#slots[slot * SLOT_WORDS + 6]! > this.#iotlb.floorOf(tag);
-        if (!live && !prefetch) {
+        if (!live && (!prefetch || page * 4096 < lo || page * 4096 >= hi)) {
           if (slot >= 0) this.#drop(shard, slot);
           continue;
         }
@@ -407,11 +426,12 @@ export class ShadowTable {
         const tables = f.tableCount;
         for (let k = 0; k < tables; k++) this.#addTablePage(shard, domain, f.tableGpas[k]! / 4096);
         const granted = f.leafWritable !== 0 ? GRANT_READ | GRANT_WRITE : GRANT_READ;
+        if (f.unitShift > 12) this.#iotlb.raiseUnit(domain, f.unitShift);
         this.#put(shard, tag, pasid, page, pa - (pa % 4096), granted, stamp, gpaPage, false);
         this.#count(shard, live ? C.Rewritten : C.Prefetched);
         done++;
       }
-      this.#iotlb.clearOwned(shard, tag, Math.max(iova, region), hi - Math.max(iova, region));
+      this.#iotlb.clearOwned(shard, tag, wlo, whi - wlo);
     }
     // Again after the rewrite: a translation that read the sequence after the first move but the
     // old entry before its rewrite must not fill the IOTLB from it once the owner word is free.

@@ -70,12 +70,18 @@ export class ShardState {
   readonly meta: Int32Array;
   /** shards × {@link SHARD_WORDS} words. */
   readonly words: Int32Array;
+  /**
+   * The shards whose owner word this thread's view took and has not released (views are per
+   * thread): a rollover on this thread takes every other owner word, not these.
+   */
+  readonly #held: Uint8Array;
 
   /** Views `shards` shards in `meta` after `headerWords` header words (at least HEADER_WORDS). */
   constructor(meta: SharedArrayBuffer, headerWords: number, shards: number) {
     this.shards = shards;
     this.meta = new Int32Array(meta, 0, headerWords);
     this.words = new Int32Array(meta, headerWords * 4, shards * SHARD_WORDS);
+    this.#held = new Uint8Array(shards);
   }
 
   /** Words a meta buffer needs for `headerWords` header words and `shards` shards. */
@@ -85,7 +91,9 @@ export class ShardState {
 
   /** Tries to take a shard's owner word for `owner` without waiting. */
   tryOwn(shard: number, owner: number): boolean {
-    return Atomics.compareExchange(this.words, shard * SHARD_WORDS, 0, owner) === 0;
+    if (Atomics.compareExchange(this.words, shard * SHARD_WORDS, 0, owner) !== 0) return false;
+    this.#held[shard] = 1;
+    return true;
   }
 
   /**
@@ -101,7 +109,10 @@ export class ShardState {
     let waited = 0;
     for (;;) {
       const holder = Atomics.compareExchange(this.words, at, 0, OWNER_CONTROL);
-      if (holder === 0) return;
+      if (holder === 0) {
+        this.#held[shard] = 1;
+        return;
+      }
       Atomics.wait(this.words, at, holder, 1);
       waited++;
       if (holder >= OWNER_WORKER_BASE && waited >= STALE_OWNER_MS && this.reclaim(shard, holder)) {
@@ -117,6 +128,7 @@ export class ShardState {
    * it is on the translation path, and a waiter polls every millisecond anyway.
    */
   release(shard: number, notify = true): void {
+    this.#held[shard] = 0;
     Atomics.store(this.words, shard * SHARD_WORDS, 0);
     if (notify) Atomics.notify(this.words, shard * SHARD_WORDS);
   }
@@ -173,13 +185,16 @@ export class ShardState {
    */
   tick(clear: () => void): number {
     if (Atomics.load(this.meta, Header.Clock) >= CLOCK_LIMIT) {
-      for (let s = 0; s < this.shards; s++) this.own(s, () => {});
+      // Every owner word, but those this thread holds already (a shard op that flushes a tag):
+      // waiting for itself would never end.
+      const mine = this.#held.slice();
+      for (let s = 0; s < this.shards; s++) if (mine[s] === 0) this.own(s, () => {});
       clear();
       Atomics.store(this.meta, Header.GlobalEpoch, 0);
       Atomics.store(this.meta, Header.Clock, 1);
       for (let s = 0; s < this.shards; s++) this.bumpSeq(s);
       Atomics.add(this.meta, Header.Rollovers, 1);
-      for (let s = 0; s < this.shards; s++) this.release(s);
+      for (let s = 0; s < this.shards; s++) if (mine[s] === 0) this.release(s);
     }
     return Atomics.add(this.meta, Header.Clock, 1);
   }

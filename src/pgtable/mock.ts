@@ -89,7 +89,7 @@ export function mockWalk(i32: Int32Array, rootPa: number, iova: number, access: 
   if ((access & Access.Write) !== 0 && (lo & MOCK_DESC.Write) === 0) {
     return fault.set(TranslateFault.Permission, level, FaultReason.WriteDenied, iova);
   }
-  fault.leafShift = level === 0 ? MOCK_PAGE_SHIFT : MOCK_BLOCK_SHIFT;
+  fault.leafShift = fault.unitShift = level === 0 ? MOCK_PAGE_SHIFT : MOCK_BLOCK_SHIFT;
   return ((lo & ADDR_MASK & ~offsetMask) >>> 0) + (iova & offsetMask);
 }
 

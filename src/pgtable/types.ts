@@ -76,6 +76,12 @@ export class WalkFault {
   iova = 0;
   /** After a successful walk: log2 of the leaf's size (12 for a 4 KiB page, 21 for 2 MiB …). */
   leafShift = 0;
+  /**
+   * After a successful walk: log2 of the translation an invalidation of any address in it must
+   * drop whole: the leaf's size, or a nested walk's stage-1 leaf (which may be larger than
+   * {@link leafShift}, the size stage 2 lets a cache hold it in).
+   */
+  unitShift = 0;
   /** 1 when the fault happened in the stage-2 walk of a nested walk (the SMMU event record's S2 bit), else 0. */
   s2 = 0;
   /**

@@ -5,7 +5,8 @@
  * these, for paging and nested domains alike.
  */
 import { Op, OpList } from '../ops/index.js';
-import { DOMAIN_SHADOW } from '../translate/index.js';
+import { ALL_ASIDS } from '../cache/index.js';
+import { DOMAIN_SHADOW, DomainFormat } from '../translate/index.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
 
@@ -29,18 +30,40 @@ export function publishDescriptor(
   return d;
 }
 
+/**
+ * Whether the device-TLB entries of devices attached to descriptor `d` span every PASID of the
+ * device: an SMMUv3 vSTE's CD table serves every SubstreamID through the one RID attach, so
+ * its ATS devices cache (device, SSID) tags that `atsDevices` (RID tags) does not name.
+ */
+export function atcSpansPasids(ctx: IommufdCtx, d: number): boolean {
+  return ctx.tables.domainFormat(d) === DomainFormat.ArmNested;
+}
+
+/** Drops everything the ATS devices attached to descriptor `d` cache from it. */
+export function flushDeviceTlbs(ctx: IommufdCtx, d: number): void {
+  const atc = ctx.atc;
+  const ats = ctx.atsDevices.get(d);
+  if (atc === undefined || ats === undefined) return;
+  const every = atcSpansPasids(ctx, d);
+  for (const tag of ats) {
+    if (every) atc.flushTag(tag);
+    else atc.flushAsid(tag);
+  }
+}
+
 /** Invalidates [iova, iova+length) of descriptor `d` in the IOTLB, then in its ATS devices' device-TLBs. */
 export function invalidateDescriptorRange(ctx: IommufdCtx, d: number, iova: number, length: number): void {
   ctx.iotlb?.invalidateRange(d, iova, length);
   const ats = ctx.atsDevices.get(d);
-  if (ats !== undefined) for (const tag of ats) ctx.atc?.invalidateRange(tag, iova, length);
+  if (ats === undefined || ctx.atc === undefined) return;
+  const every = atcSpansPasids(ctx, d);
+  for (const tag of ats) ctx.atc.invalidateRange(tag, iova, length, undefined, every ? ALL_ASIDS : 0);
 }
 
 /** Invalidates everything of descriptor `d`: its IOTLB tag with one epoch store, and its ATS devices' device-TLBs. */
 export function flushDescriptor(ctx: IommufdCtx, d: number): void {
   ctx.iotlb?.flushTag(d);
-  const ats = ctx.atsDevices.get(d);
-  if (ats !== undefined) for (const tag of ats) ctx.atc?.flushAsid(tag);
+  flushDeviceTlbs(ctx, d);
 }
 
 /** Retires descriptor `d` (nothing is attached to it any more): its index is reused after the grace period. */
@@ -120,8 +143,5 @@ export function dropShadowGpa(
   const ops = new OpList(1);
   ops.push(Op.ShadowS2, 0, parent, 0, gpa - (gpa % 4096), pages);
   ctx.pipeline!.runNow(ops);
-  for (const d of shadowed) {
-    const ats = ctx.atsDevices.get(d);
-    if (ats !== undefined) for (const tag of ats) ctx.atc?.flushAsid(tag);
-  }
+  for (const d of shadowed) flushDeviceTlbs(ctx, d);
 }

@@ -2,6 +2,7 @@ import { Iotlb } from '../cache/index.js';
 import { DEV_ATS, NO_PASID } from '../translate/index.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
+import { atcSpansPasids } from './descriptors.js';
 import { DRIVERS } from './domain.js';
 import { hwptPagingAlloc, hwptPut } from './hwpt.js';
 import { checkNestedAttach, hwptDescriptor, hwptIoas } from './hwpt-nested.js';
@@ -135,8 +136,12 @@ function publish(ctx: IommufdCtx, dev: DeviceObject, pasid: number, hwpt: Attach
   // shadow updates and replace"), and the domains' unmaps learn which ATC tags they must
   // invalidate.
   const tag = Iotlb.tagWord(dev.slot, pasid === NO_PASID ? 0 : pasid);
-  ctx.atc?.flushAsid(tag);
   const old = attached(dev, pasid);
+  // A vSTE domain (old or new) serves every SubstreamID through the RID: all of the device's
+  // PASID tags go.
+  const every = (old !== undefined && atcSpansPasids(ctx, hwptDescriptor(old))) || (d !== 0 && atcSpansPasids(ctx, d));
+  if (every) ctx.atc?.flushTag(dev.slot);
+  else ctx.atc?.flushAsid(tag);
   if (old !== undefined) ctx.atsDevices.get(hwptDescriptor(old))?.delete(tag);
   if (d !== 0) {
     let set = ctx.atsDevices.get(d);

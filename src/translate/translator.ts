@@ -1,9 +1,8 @@
-import type { Iotlb } from '../cache/index.js';
+import { cacheAccess, type Iotlb } from '../cache/index.js';
 import type { ShadowTable } from '../cache/shadow.js';
 import type { EpochReclaimer } from '../memory/reclaim.js';
 import type { PhysMemory } from '../memory/phys.js';
 import {
-  Access,
   armS1Walk,
   armS2Walk,
   FaultReason,
@@ -87,9 +86,8 @@ export class Translator {
   translate(dev: number, iova: number, access: number, pasid: number): number {
     const slot = this.#slot;
     if (slot >= 0) this.#reclaimer.enter(slot);
-    // What the caches keep per entry: R/W/X, and bit 3 "user" (the inverse of Access.Priv), so
-    // that a grant to a privileged request never serves an unprivileged one.
-    const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
+    // What the caches keep per entry: R/W/X and the privilege level the walk checked.
+    const want = cacheAccess(access);
     // The device's own ATC (PCIe ATS), tagged by (device, PASID) rather than by domain, so its
     // fill sequence and clock are read before the device's domain: a replace switches the domain
     // and then flushes the device's ATC tag, which outdates any fill from a walk that still saw
@@ -145,7 +143,8 @@ export class Translator {
           const hit = tlb.lookup(tag, iova, want);
           if (hit >= 0) {
             this.hits++;
-            if (atcFill !== undefined) atcFill.fill(atag, iova, hit, tlb.lastShift, want, a0, ac0, this.#owner);
+            if (atcFill !== undefined)
+              atcFill.fill(atag, iova, hit, tlb.lastShift, want, a0, ac0, this.#owner, tlb.unitShiftOf(tag));
             if (slot >= 0) this.#reclaimer.exit(slot);
             return hit;
           }
@@ -162,8 +161,9 @@ export class Translator {
           const hit = sh.lookup(tag, iova, want);
           if (hit >= 0) {
             this.shadowHits++;
-            tlb!.fill(tag, iova, hit, 12, want, s0, c0, this.#owner);
-            if (atcFill !== undefined) atcFill.fill(atag, iova, hit, 12, want, a0, ac0, this.#owner);
+            const unit = tlb!.unitShiftOf(tag);
+            tlb!.fill(tag, iova, hit, 12, want, s0, c0, this.#owner, unit);
+            if (atcFill !== undefined) atcFill.fill(atag, iova, hit, 12, want, a0, ac0, this.#owner, unit);
             if (slot >= 0) this.#reclaimer.exit(slot);
             return hit;
           }
@@ -171,14 +171,16 @@ export class Translator {
           result = this.#walk(domain, format, iova, access);
           if (result >= 0) {
             sh.fill(tag, pasid, iova, result, want, this.fault, s0, c0, this.#owner, true);
-            if (atcFill !== undefined) atcFill.fill(atag, iova, result, 12, want, a0, ac0, this.#owner);
+            if (atcFill !== undefined)
+              atcFill.fill(atag, iova, result, 12, want, a0, ac0, this.#owner, this.fault.unitShift);
           }
         } else {
           result = this.#walk(domain, format, iova, access);
           if (result >= 0) {
-            if (tlb !== undefined) tlb.fill(tag, iova, result, this.fault.leafShift, want, s0, c0, this.#owner);
+            const f = this.fault;
+            if (tlb !== undefined) tlb.fill(tag, iova, result, f.leafShift, want, s0, c0, this.#owner, f.unitShift);
             if (atcFill !== undefined)
-              atcFill.fill(atag, iova, result, this.fault.leafShift, want, a0, ac0, this.#owner);
+              atcFill.fill(atag, iova, result, f.leafShift, want, a0, ac0, this.#owner, f.unitShift);
           }
         }
       }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ALL_ASIDS, CLOCK_LIMIT, Iotlb, OWNER_CONTROL } from '../../src/cache/index.js';
+import { ALL_ASIDS, cacheAccess, CLOCK_LIMIT, Iotlb, OWNER_CONTROL } from '../../src/cache/index.js';
 import { Access, Iommufd, MOCK_APERTURE_START } from '../../src/index.js';
 
 const R = Access.Read;
@@ -124,6 +124,66 @@ describe('IOTLB', () => {
     expect(t.fillClock()).toBeLessThan(10);
     fill(t, 1, 0, 0x1000, 12, R);
     expect(t.lookup(1, 0, R)).toBe(0x1000);
+  });
+
+  it('a rollover on a thread that holds an owner word (a shard op flushing a tag) does not wait for itself', () => {
+    const t = new Iotlb(1024, 4);
+    fill(t, 1, 0, 0x1000, 12, R);
+    t.setClockForTest(CLOCK_LIMIT);
+    t.own(2);
+    t.flushTag(3); // rolls over: takes shards 0, 1 and 3, not 2, which it holds
+    expect(t.counters().rollovers).toBe(1);
+    expect(t.ownerOf(2)).toBe(OWNER_CONTROL);
+    expect(t.ownerOf(0)).toBe(0);
+    t.release(2);
+    expect(t.lookup(1, 0, R)).toBe(-1);
+  });
+
+  it('grants are per privilege level: neither an unprivileged grant nor a privileged one serves the other', () => {
+    const t = new Iotlb(1024, 4);
+    fill(t, 1, 0x5000, 0x7000, 12, cacheAccess(R));
+    expect(t.lookup(1, 0x5000, cacheAccess(R))).toBe(0x7000);
+    expect(t.lookup(1, 0x5000, cacheAccess(R | Access.Priv))).toBe(-1);
+    fill(t, 1, 0x5000, 0x7000, 12, cacheAccess(R | Access.Priv));
+    expect(t.lookup(1, 0x5000, cacheAccess(R | Access.Priv))).toBe(0x7000);
+    fill(t, 2, 0x5000, 0x7000, 12, cacheAccess(W | Access.Priv));
+    expect(t.lookup(2, 0x5000, cacheAccess(W))).toBe(-1);
+  });
+
+  it('pieces of a larger translation unit: a range invalidation of one address drops the whole unit', () => {
+    const t = new Iotlb(4096, 4);
+    // A 2 MiB stage-1 block cached as 4 KiB pieces (stage 2 maps 4 KiB pages).
+    const at = (p: number): number => 0x4000_0000 + p * 4096;
+    for (const p of [0, 7, 300, 511]) {
+      const s0 = t.fillSeq(1, at(p));
+      expect(t.fill(1, at(p), 0x10_0000 + p * 4096, 12, R, s0, t.fillClock(), 1, 21)).toBe(true);
+    }
+    // A 4 KiB leaf of the same domain in the next region is its own unit's business.
+    fill(t, 1, 0x4020_0000, 0x9000, 12, R);
+    expect(t.unitShiftOf(1)).toBe(21);
+    expect(t.invalidateRange(1, at(7), 4096)).toBe(4);
+    for (const p of [0, 7, 300, 511]) expect(t.lookup(1, at(p), R)).toBe(-1);
+    expect(t.lookup(1, 0x4020_0000, R)).toBe(0x9000);
+    // The same through a shard op.
+    const s0 = t.fillSeq(1, at(9));
+    t.fill(1, at(9), 0x20_0000, 12, R, s0, t.fillClock(), 1, 21);
+    const shard = t.shardOf(1, at(9));
+    t.own(shard);
+    expect(t.invalidateRangeInShard(shard, 1, at(100), 4096)).toBe(1);
+    t.release(shard);
+    expect(t.lookup(1, at(9), R)).toBe(-1);
+    // A unit beyond the 2 MiB region (a 1 GiB block in pieces) flushes the tag, counted.
+    const t2 = new Iotlb(4096, 4);
+    const s1 = t2.fillSeq(1, 0x4000_0000);
+    t2.fill(1, 0x4000_0000, 0x1000, 12, R, s1, t2.fillClock(), 1, 30);
+    fill(t2, 1, 0x7000_0000, 0x2000, 12, R);
+    t2.invalidateRange(1, 0x5000_0000, 4096);
+    expect(t2.lookup(1, 0x4000_0000, R)).toBe(-1);
+    expect(t2.lookup(1, 0x7000_0000, R)).toBe(-1);
+    expect(t2.counters().overInvalidations).toBe(1);
+    // A reused descriptor index starts with no unit.
+    t2.resetTag(1);
+    expect(t2.unitShiftOf(1)).toBe(0);
   });
 
   it('a fill that read its sequence after a rollover but its clock before is refused', () => {

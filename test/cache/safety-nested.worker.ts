@@ -105,7 +105,7 @@ class TestShadow extends ShadowTable {
     iova: number,
     pa: number,
     access: number,
-    f: { gpa: number; tableGpas: Float64Array; tableCount: number },
+    f: { gpa: number; tableGpas: Float64Array; tableCount: number; unitShift: number },
     s0: number,
     c0: number,
     owner: number,

@@ -52,6 +52,21 @@ export function tableGpa(ctx: number, t: number): number {
   return TABLES + ctx * 0x8000 + t * 0x1000;
 }
 
+/** The 2 MiB region (0: A, 1: B, 2: C) slot `s` lies in. */
+export function slotRegion(s: number): number {
+  return s < 8 ? 0 : s < 16 ? 1 : 2;
+}
+
+/** The first IOVA of region `region` (see {@link slotRegion}). */
+export function regionIova(region: number): number {
+  return region === 2 ? 0x8000_0000 : 0x4000_0000 + region * 0x20_0000;
+}
+
+/** The guest-physical address of region `region`'s L2 entry in context `ctx` (its L3 table, or a block). */
+export function regionEntryGpa(ctx: number, region: number): number {
+  return region === 2 ? tableGpa(ctx, 3) : tableGpa(ctx, 2) + region * 8;
+}
+
 /** The tables a walk of slot `s` reads, root first (indices for {@link tableGpa}). */
 export function slotPath(s: number): number[] {
   return s < 8 ? [0, 1, 2, 4] : s < 16 ? [0, 1, 2, 5] : [0, 1, 3, 6];
@@ -103,6 +118,9 @@ export interface Leaf {
   /** SMMUv3: AF set (Linux always sets it; clear, the walk takes an Access flag fault). */
   af: boolean;
 }
+
+/** A 2 MiB stage-1 block onto guest-physical 0 (a region's L2 entry), with a leaf's permissions. */
+export type Block = Omit<Leaf, 'page'>;
 
 /** What a translation gave: the host page's name (`r<gpa page>` or `s<spare>`) and offset, or a fault. */
 export type Outcome =
@@ -258,6 +276,30 @@ export class Rig {
     return gpa | BigInt(bits >>> 0);
   }
 
+  /** A 2 MiB block entry onto guest-physical 0 (VT-d: PS; Arm: a level-2 block descriptor). */
+  blockEntry(b: Block): bigint {
+    if (this.o.vendor === 'vtd') {
+      const ad = b.dirty ? X86_LO.A | (b.write ? X86_LO.D : 0) : 0;
+      return BigInt(X86_LO.P | X86_LO.US | X86_LO.PS | (b.write ? X86_LO.RW : 0) | ad);
+    }
+    const bits =
+      ARM_LO.Valid |
+      (b.af ? ARM_LO.AF : 0) |
+      ARM_LO.AP1 |
+      (SH_INNER << ARM_LO.SHShift) |
+      (ATTRIDX_WB << ARM_LO.AttrIndxShift) |
+      (b.write ? 0 : ARM_LO.AP2);
+    return BigInt(bits >>> 0);
+  }
+
+  /** The guest makes region `region` of context `ctx` a block (or, with null, points it at its L3 table again); no invalidation. */
+  setBlock(ctx: number, region: number, b: Block | null): void {
+    this.write64(
+      regionEntryGpa(ctx, region),
+      b === null ? this.tableEntry(tableGpa(ctx, 4 + region)) : this.blockEntry(b),
+    );
+  }
+
   /** The guest-physical address of slot `s`'s leaf entry in context `ctx`. */
   leafGpa(ctx: number, s: number): number {
     return tableGpa(ctx, slotPath(s)[3]!) + idx(slotIova(s), 3) * 8;
@@ -325,11 +367,14 @@ export interface S2Entry {
 export class Model {
   readonly vendor: Vendor;
   readonly leaves: (Leaf | null)[][] = [];
+  /** Per context, per region: the block that replaces its L3 table, or null. */
+  readonly blocks: (Block | null)[][] = [];
   readonly s2: (S2Entry | null)[] = [];
 
   constructor(vendor: Vendor) {
     this.vendor = vendor;
     for (let c = 0; c < CTXS; c++) this.leaves.push(new Array<Leaf | null>(SLOTS).fill(null));
+    for (let c = 0; c < CTXS; c++) this.blocks.push([null, null, null]);
     for (let g = 0; g < GUEST_PAGES; g++) this.s2.push({ name: `r${g}`, writeable: true });
   }
 
@@ -344,7 +389,20 @@ export class Model {
     const ACCESS_FLAG = -4;
     const write = (access & Access.Write) !== 0;
     if (this.vendor === 'smmuv3' && this.s2[CDTAB / 4096] === null) return NOT_MAPPED;
-    for (const t of slotPath(s)) if (this.s2[tableGpa(ctx, t) / 4096] === null) return NOT_MAPPED;
+    const block = this.blocks[ctx]![slotRegion(s)]!;
+    const path = block === null ? slotPath(s) : slotPath(s).slice(0, 3);
+    for (const t of path) if (this.s2[tableGpa(ctx, t) / 4096] === null) return NOT_MAPPED;
+    if (block !== null) {
+      // The block maps the region onto guest-physical 0: slot pages of regions B and C land on
+      // guest pages 0–7, region A's (the last 8 pages of its region) beyond guest RAM.
+      if (this.vendor === 'smmuv3' && !block.af) return ACCESS_FLAG;
+      if (write && !block.write) return PERMISSION;
+      const g = (slotIova(s) - regionIova(slotRegion(s))) / 4096;
+      const e = g < GUEST_PAGES ? this.s2[g]! : null;
+      if (e === null) return NOT_MAPPED;
+      if (write && !e.writeable) return PERMISSION;
+      return { page: e.name, off };
+    }
     const l = this.leaves[ctx]![s]!;
     if (l === null) return NOT_MAPPED;
     if (this.vendor === 'smmuv3' && !l.af) return ACCESS_FLAG;

@@ -139,6 +139,7 @@ export function armNestedWalk(
     if (pa < 0) return s2Fault(fault, pa, CLASS_IN, ipa, iova);
     const s1Shift = 12 + 9 * (3 - level);
     if (s1Shift < fault.leafShift) fault.leafShift = s1Shift;
+    fault.unitShift = s1Shift;
     fault.gpa = ipa;
     fault.tableCount = tables;
     // No HTTU: a writable leaf (AP[2] = 0, no APTable write restriction) needs no change for a

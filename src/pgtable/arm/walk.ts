@@ -90,7 +90,7 @@ export function armS1Walk(
     const oa = (hi & ARM_HI.AddrMask) * 2 ** 32 + (low - (low % Math.min(size, 2 ** 32)));
     if (oa >= limit)
       return fault.set(TranslateFault.AddressSize, level, FaultReason.AddressSize, iova, SMMU_EVT.F_ADDR_SIZE);
-    fault.leafShift = 12 + 9 * (3 - level);
+    fault.leafShift = fault.unitShift = 12 + 9 * (3 - level);
     return oa + (iova % size);
   }
 }
@@ -157,7 +157,7 @@ export function armS2Walk(
     const oa = (hi & ARM_HI.AddrMask) * 2 ** 32 + (low - (low % Math.min(size, 2 ** 32)));
     if (oa >= limit)
       return fault.set(TranslateFault.AddressSize, level, FaultReason.AddressSize, ipa, SMMU_EVT.F_ADDR_SIZE);
-    fault.leafShift = 12 + 9 * (3 - level);
+    fault.leafShift = fault.unitShift = 12 + 9 * (3 - level);
     fault.s2Writable = (lo & ARM_LO.S2AP_W) === 0 ? 0 : 1;
     return oa + (ipa % size);
   }

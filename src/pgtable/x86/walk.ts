@@ -118,12 +118,13 @@ function x86Walk(
       const s1Shift = 12 + 9 * (3 - level);
       const out = addr - (addr % size) + (iova % size);
       if (!nested) {
-        fault.leafShift = s1Shift;
+        fault.leafShift = fault.unitShift = s1Shift;
         return out;
       }
       const pa = vtdSecondStageWalk(i32, s2Root, s2Cfg, out, access & ~Access.Priv, fault);
       if (pa >= 0) {
         if (s1Shift < fault.leafShift) fault.leafShift = s1Shift;
+        fault.unitShift = s1Shift;
         fault.gpa = out;
         fault.tableCount = tables;
         // A write by the same requester passes stage 1 without a change to the leaf.
@@ -237,7 +238,7 @@ export function vtdSecondStageWalk(
           sm ? VTD_FR.SM_INTERRUPT_ADDR : VTD_FR.INTERRUPT_ADDR,
         );
       }
-      fault.leafShift = 12 + 9 * (3 - level);
+      fault.leafShift = fault.unitShift = 12 + 9 * (3 - level);
       fault.s2Writable = writable === 0 ? 0 : 1;
       return out;
     }

@@ -16,7 +16,14 @@
  * there.
  */
 import type { Observable } from 'rxjs';
-import { ConfigCache, CONFIG_PAYLOAD_WORDS, Iotlb, NO_SSID, type ConfigCacheCounters } from '../../cache/index.js';
+import {
+  cacheAccess,
+  ConfigCache,
+  CONFIG_PAYLOAD_WORDS,
+  Iotlb,
+  NO_SSID,
+  type ConfigCacheCounters,
+} from '../../cache/index.js';
 import type { HostAddressSpace, PhysMemory, SystemMemory } from '../../memory/index.js';
 import { GuestRam } from '../../memory/index.js';
 import type { OpList } from '../../ops/index.js';
@@ -468,7 +475,7 @@ export class SmmuIommu {
     // The device's ATC first, tagged (device, SSID).
     const atc = this.#backend.atc;
     const atsSlot = this.#tags.atsSlot(sid);
-    const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
+    const want = cacheAccess(access);
     let atag = 0;
     let a0 = 0;
     let ac0 = 0;
@@ -504,7 +511,8 @@ export class SmmuIommu {
       const hit = tlb.lookup(tw, iova, want);
       if (hit >= 0) {
         this.#stats.iotlbHits++;
-        if (atsSlot !== undefined && eats) atc!.fill(atag, iova, hit, tlb.lastShift, want, a0, ac0, 999);
+        if (atsSlot !== undefined && eats)
+          atc!.fill(atag, iova, hit, tlb.lastShift, want, a0, ac0, 999, tlb.unitShiftOf(tw));
         return hit;
       }
       this.#stats.iotlbMisses++;
@@ -539,8 +547,8 @@ export class SmmuIommu {
     }
     const pa = this.ram.gpaToPa(gpa);
     if (pa < 0) return this.#terminated(TranslateFault.WalkAbort);
-    if (tag >= 0) tlb.fill(tw, iova, pa, f.leafShift, want, s0, c0, 999);
-    if (atsSlot !== undefined && eats) atc!.fill(atag, iova, pa, f.leafShift, want, a0, ac0, 999);
+    if (tag >= 0) tlb.fill(tw, iova, pa, f.leafShift, want, s0, c0, 999, f.unitShift);
+    if (atsSlot !== undefined && eats) atc!.fill(atag, iova, pa, f.leafShift, want, a0, ac0, 999, f.unitShift);
     return pa;
   }
 

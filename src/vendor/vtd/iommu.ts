@@ -13,7 +13,14 @@
  * effect), until the guest clears FSTS.IQE and rings again.
  */
 import type { Observable } from 'rxjs';
-import { ConfigCache, CONFIG_PAYLOAD_WORDS, Iotlb, NO_SSID, type ConfigCacheCounters } from '../../cache/index.js';
+import {
+  cacheAccess,
+  ConfigCache,
+  CONFIG_PAYLOAD_WORDS,
+  Iotlb,
+  NO_SSID,
+  type ConfigCacheCounters,
+} from '../../cache/index.js';
 import type { HostAddressSpace, PhysMemory, SystemMemory } from '../../memory/index.js';
 import { GuestRam } from '../../memory/index.js';
 import { Op, OpList } from '../../ops/index.js';
@@ -547,7 +554,7 @@ export class VtdIommu {
     // The device's TLB first (ATS), tagged (device, PASID).
     const atc = this.#backend.atc;
     const atsSlot = this.#tags.atsSlot(sid);
-    const want = (access & 7) | ((access & Access.Priv) === 0 ? 8 : 0);
+    const want = cacheAccess(access);
     let atag = 0;
     let a0 = 0;
     let ac0 = 0;
@@ -580,7 +587,7 @@ export class VtdIommu {
       if (hit >= 0) {
         this.#stats.iotlbHits++;
         if (atsSlot !== undefined && (p[P_FLAGS]! & CONFIG_FLAG.DEV_TLB) !== 0)
-          atc!.fill(atag, iova, hit, tlb.lastShift, want, a0, ac0, 999);
+          atc!.fill(atag, iova, hit, tlb.lastShift, want, a0, ac0, 999, tlb.unitShiftOf(tw));
         return hit;
       }
       this.#stats.iotlbMisses++;
@@ -602,7 +609,7 @@ export class VtdIommu {
         break;
       case PGTT.PassThrough:
         gpa = iova;
-        f.leafShift = 12;
+        f.leafShift = f.unitShift = 12;
         break;
       default:
         gpa = TranslateFault.NoDomain;
@@ -614,9 +621,9 @@ export class VtdIommu {
     }
     const pa = this.ram.gpaToPa(gpa);
     if (pa < 0) return this.#faulted(req, iova, access, 0, TranslateFault.WalkAbort, false);
-    if (tag >= 0) tlb.fill(tw, iova, pa, f.leafShift, want, s0, c0, 999);
+    if (tag >= 0) tlb.fill(tw, iova, pa, f.leafShift, want, s0, c0, 999, f.unitShift);
     if (atsSlot !== undefined && (p[P_FLAGS]! & CONFIG_FLAG.DEV_TLB) !== 0)
-      atc!.fill(atag, iova, pa, f.leafShift, want, a0, ac0, 999);
+      atc!.fill(atag, iova, pa, f.leafShift, want, a0, ac0, 999, f.unitShift);
     return pa;
   }
 
