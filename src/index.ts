@@ -31,7 +31,7 @@ export {
   type VtdS1Data,
   type VtdS1Invalidation,
 } from './registry/index.js';
-export { TranslatePool } from './pipeline/index.js';
+export { TranslatePool, type PipelineMetrics } from './pipeline/index.js';
 export {
   attachTranslator,
   runTranslateBatch,

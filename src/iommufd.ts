@@ -1,5 +1,6 @@
 import type { CacheCounters, ShadowCounters } from './cache/index.js';
 import { DEFAULT_MEMORY_BYTES } from './memory/index.js';
+import type { PipelineMetrics } from './pipeline/index.js';
 import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE } from './pgtable/index.js';
 import * as reg from './registry/index.js';
 import type {
@@ -38,9 +39,11 @@ export interface OpenOptions {
   /**
    * Software nesting (nest parents or vIOMMUs allocated with `nesting: 'software'`): the shadow's
    * size in 4 KiB pages (default 32768, 32 bytes each plus the reverse index), and the workers
-   * that large asynchronous shadow batches run on (default 0: everything inline).
+   * that large asynchronous shadow batches run on (default 0: everything inline), and the
+   * routed ops from which a batch of an `*InvalidateAsync` call runs on them rather than inline
+   * (default 65536; see perf/RESULTS.md T1 for why the pool pays off only for huge batches).
    */
-  shadow?: { entries?: number; threads?: number };
+  shadow?: { entries?: number; threads?: number; inlineThreshold?: number };
 }
 
 /** IOTLB counters: the table's, and the hits and misses of this fd's own translations. */
@@ -54,6 +57,8 @@ export interface CacheStats extends CacheCounters {
   /** Software nesting: translations served from the shadow after an IOTLB miss, and shadow misses (nested walks). */
   shadowHits: number;
   shadowMisses: number;
+  /** The invalidation pipeline's totals (shadow syncs run inline and on the pool), without an IOTLB undefined. */
+  pipeline: PipelineMetrics | undefined;
   /** The shadow's own counters (fills, syncs' rewrites, prefetches and drops, stage-2 drops, evictions). */
   shadow: ShadowCounters;
   /** Slots, and bytes per slot. */
@@ -160,6 +165,7 @@ export class Iommufd {
       iotlbShards: opts.iotlb === false ? 1 : (opts.iotlb?.shards ?? 8),
       shadowEntries: opts.shadow?.entries,
       shadowThreads: opts.shadow?.threads,
+      shadowInlineThreshold: opts.shadow?.inlineThreshold,
     });
     if (opts.poisonFreedFrames !== undefined) this.#ctx.memory.frames.poison = opts.poisonFreedFrames;
     const mm = this.#ctx.mm;
@@ -418,6 +424,59 @@ export class Iommufd {
         o['entries'] as unknown[],
       );
     });
+  }
+
+  /**
+   * {@link hwptInvalidate} with the shadow syncs of software-nested domains submitted to the
+   * invalidation pipeline rather than run inline, so that batches of `shadow.inlineThreshold`
+   * routed ops or more run on its worker pool (`shadow.threads`). Argument checks, errnos and
+   * every other effect happen before this returns its promise, exactly as the synchronous call's;
+   * the promise resolves with the entries handled once the shadow syncs (and the device-TLB
+   * invalidations that follow them) have taken effect, or rejects with the synchronous call's
+   * error after the syncs of the entries before the bad one. Until it settles, translations may
+   * still see what the invalidated entries mapped, as a guest's may until its wait descriptor.
+   */
+  hwptInvalidateAsync(
+    hwptId: number,
+    a:
+      | { dataType: 'selftest'; entries: SelftestInvalidation[] }
+      | { dataType: 'vtd-s1'; entries: VtdS1Invalidation[] }
+      | { dataType: 'arm-smmuv3'; entries: unknown[] },
+  ): Promise<number> {
+    return this.#deferShadow(() => this.hwptInvalidate(hwptId, a));
+  }
+
+  /** {@link viommuInvalidate} with its shadow syncs on the pipeline: see {@link hwptInvalidateAsync}. */
+  viommuInvalidateAsync(
+    viommuId: number,
+    a:
+      | { dataType: 'arm-smmuv3'; cmds: readonly ArmSmmuv3Command[] | Uint32Array }
+      | { dataType: 'selftest'; entries: readonly SelftestViommuInvalidation[] },
+  ): Promise<number> {
+    return this.#deferShadow(() => this.viommuInvalidate(viommuId, a));
+  }
+
+  /** Runs the synchronous invalidate `call` with its shadow-sync op lists submitted to the pipeline; settles when they took effect. */
+  async #deferShadow(call: () => number): Promise<number> {
+    const ctx = this.#ctx;
+    const pipeline = ctx.pipeline;
+    if (pipeline === undefined) return call();
+    const pending: Promise<void>[] = [];
+    // Submitted at once, in order (the pipeline runs batches in order): a close() after this
+    // returns its promise still runs them, as it runs everything it accepted.
+    ctx.shadowSink = (ops, after) => pending.push(pipeline.submit(ops).then(() => after?.()));
+    let handled = 0;
+    let failure: { error: unknown } | undefined;
+    try {
+      handled = call();
+    } catch (error) {
+      failure = { error };
+    } finally {
+      ctx.shadowSink = undefined;
+    }
+    await Promise.all(pending);
+    if (failure !== undefined) throw failure.error;
+    return handled;
   }
 
   /**
@@ -716,6 +775,7 @@ export class Iommufd {
       },
       capacity: tlb?.capacity ?? 0,
       bytesPerEntry: tlb?.bytesPerEntry ?? 0,
+      pipeline: this.#ctx.pipeline?.metrics(),
     };
   }
 

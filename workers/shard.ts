@@ -65,7 +65,12 @@ export default function runTask(task: ShardTask): ShardResult {
   // from. An ordinary exception releases them.
   reader?.enter();
   try {
-    return runShardOps(caches, task.shard, task.ops, task.list, task.n, () => process.exit(1));
+    return runShardOps(caches, task.shard, task.ops, task.list, task.n, (lingerMs) => {
+      // A test may need to see the dead worker's id in the owner word before the pipeline's
+      // recovery (which starts when the thread exits) takes it back.
+      if (lingerMs > 0) Atomics.wait(nap, 0, 0, lingerMs);
+      process.exit(1);
+    });
   } finally {
     reader?.exit();
     releaseShard(caches, task.shard);

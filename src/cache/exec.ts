@@ -97,7 +97,8 @@ export interface ShardResult {
 /**
  * Runs shard `shard`'s part of an op list: the ops at `list[0..n)`, each restricted to the
  * regions (or SIDs) the shard owns. The caller holds the shard's owner words. `crash` is called
- * for a Crash op that still has crashes left (a worker exits; inline, it throws).
+ * for a Crash op that still has crashes left, with the op's word 3 (how long a worker holds the
+ * owner words before it exits, ms; inline, it throws).
  * Allocation-free but for the result; every op is idempotent, so a batch can run again after a
  * crash.
  */
@@ -107,7 +108,7 @@ export function runShardOps(
   ops: Uint32Array,
   list: Int32Array,
   n: number,
-  crash: () => void,
+  crash: (lingerMs: number) => void,
 ): ShardResult {
   let cleared = 0;
   let unsupported = 0;
@@ -140,7 +141,7 @@ export function runShardOps(
         else cleared += c.config.invalidateInShard(shard, ops[at + 3]!, ops[at + 2]!);
         break;
       case Op.Crash:
-        if (Atomics.sub(ops, at + 6, 1) > 0) crash();
+        if (Atomics.sub(ops, at + 6, 1) > 0) crash(ops[at + 3]!);
         else Atomics.store(ops, at + 6, 0);
         break;
       case Op.ShadowSync:

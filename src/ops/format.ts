@@ -29,7 +29,7 @@
  * | Barrier           |               |                 |                                |
  * | ShadowSync        | IOTLB tag     | ASID / PASID    | range                          |
  * | ShadowS2          | parent tag    |                 | guest-physical range           |
- * | Crash             | shard         |                 | word 6: crashes left           |
+ * | Crash             | shard         | linger ms       | word 6: crashes left           |
  *
  * The IOTLB tag is a domain descriptor index (below 4096): vendor models map a guest's VMID or
  * DID to one, so no guest can name another's. ASID 0 / PASID 0 also stands for requests without

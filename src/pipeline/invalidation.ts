@@ -199,6 +199,11 @@ export class InvalidationPipeline {
     return new Promise<number>((resolve, reject) => this.#batches.next({ ops, queue, resolve, reject }));
   }
 
+  /** A snapshot of the running totals (what `metrics$` last published, or newer). */
+  metrics(): PipelineMetrics {
+    return { ...this.#m };
+  }
+
   /** Waits for work in flight, stops the workers, and completes the observables. */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -1,4 +1,5 @@
 import { Iotlb, ShadowTable } from '../cache/index.js';
+import type { OpList } from '../ops/index.js';
 import { HostAddressSpace, SystemMemory } from '../memory/index.js';
 import { InvalidationPipeline } from '../pipeline/index.js';
 import { ContextTables, Translator } from '../translate/index.js';
@@ -19,6 +20,8 @@ export interface ContextOptions {
   /** Software nesting: shadow pages (default 32768), and the workers its large syncs run on (default 0: inline). */
   shadowEntries?: number | undefined;
   shadowThreads?: number | undefined;
+  /** Routed ops from which a pipeline segment runs on the pool rather than inline (default: the pipeline's). */
+  shadowInlineThreshold?: number | undefined;
 }
 
 /** Destroy handlers, one per object kind (the kernel's per-type ops table). */
@@ -55,6 +58,12 @@ export class IommufdCtx {
    */
   readonly shadow: ShadowTable | undefined;
   readonly pipeline: InvalidationPipeline | undefined;
+  /**
+   * Where shadow-sync op lists go instead of running inline, while an asynchronous invalidate
+   * call runs (set by `Iommufd`'s `*InvalidateAsync` around the synchronous call): each op list,
+   * and what must follow its completion (device-TLB invalidations), or undefined.
+   */
+  shadowSink: ((ops: OpList, after: (() => void) | undefined) => void) | undefined = undefined;
   /** The control-plane thread's translator. */
   readonly translator: Translator;
   /** Whether RLIMIT_MODE may be set. */
@@ -81,6 +90,7 @@ export class IommufdCtx {
       this.iotlb &&
       new InvalidationPipeline(this.iotlb, {
         threads: opts.shadowThreads ?? 0,
+        ...(opts.shadowInlineThreshold === undefined ? {} : { inlineThreshold: opts.shadowInlineThreshold }),
         atc: this.atc,
         shadow: this.shadow && {
           table: this.shadow,

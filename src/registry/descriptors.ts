@@ -97,12 +97,22 @@ export function syncShadowRanges(
   for (let k = 0; k < ranges.length; k += 2) {
     ops.push(Op.ShadowSync, k >> 1, d, asid, ranges[k], Math.min(0xfffffffe, Math.ceil(ranges[k + 1]! / 4096)));
   }
+  const ats = deviceTlbs ? ctx.atsDevices.get(d) : undefined;
+  const after =
+    ats === undefined || ats.size === 0
+      ? undefined
+      : (): void => {
+          for (const tag of ats)
+            for (let k = 0; k < ranges.length; k += 2) ctx.atc?.invalidateRange(tag, ranges[k]!, ranges[k + 1]!);
+        };
+  // An asynchronous invalidate call collects the op list for the pipeline (its pool runs large
+  // ones); the synchronous uAPI runs it now.
+  if (ctx.shadowSink !== undefined) {
+    ctx.shadowSink(ops, after);
+    return;
+  }
   ctx.pipeline!.runNow(ops);
-  if (!deviceTlbs) return;
-  const ats = ctx.atsDevices.get(d);
-  if (ats === undefined) return;
-  for (const tag of ats)
-    for (let k = 0; k < ranges.length; k += 2) ctx.atc?.invalidateRange(tag, ranges[k]!, ranges[k + 1]!);
+  after?.();
 }
 
 /** {@link syncShadowRanges} of one range. */

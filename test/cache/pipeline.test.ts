@@ -260,11 +260,12 @@ describe('invalidation pipeline, on the pool', () => {
   it('a synchronous invalidation never hangs on the owner word of a dead worker: it takes it back', async () => {
     const crash = new OpList(16);
     for (let k = 0; k < 8; k++) crash.push(Op.IotlbRange, k, TAG, 0, k * 2097152, 1); // enough to run on the pool
-    crash.push(Op.Crash, 9, 3, 0, 0, 1); // shard 3's worker exits holding its owner word
+    // Shard 3's worker exits holding its owner word, 1.5 s after it took it: time for this thread
+    // to see its id there before the pipeline's recovery (which starts at the exit) can run.
+    crash.push(Op.Crash, 9, 3, 1500, 0, 1);
     const pending = p.submit(crash);
     pending.catch(() => {}); // awaited below; no unhandled rejection meanwhile
-    // Wait until the dead worker's id sits in shard 3's owner word, before recovery runs.
-    for (let i = 0; i < 500 && t.ownerOf(3) < 1001; i++) await new Promise((r) => setTimeout(r, 1));
+    for (let i = 0; i < 10000 && t.ownerOf(3) < 1001; i++) await new Promise((r) => setTimeout(r, 1));
     const region = Array.from({ length: 64 }, (_, k) => k * 2097152).find((a) => t.shardOf(TAG, a) === 3)!;
     expect(t.ownerOf(3)).toBeGreaterThanOrEqual(1001); // the dead worker still holds it
     t.invalidateRange(TAG, region, 4096); // would wait forever without the bounded wait

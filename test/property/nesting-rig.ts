@@ -135,6 +135,9 @@ export interface RigOptions {
   ats?: boolean;
   iotlb?: { entries: number; shards: number };
   shadowEntries?: number;
+  /** The pipeline's workers, and the routed ops from which an asynchronous invalidate's batch runs on them. */
+  shadowThreads?: number;
+  inlineThreshold?: number;
 }
 
 /** One fd running the guest in one nesting mode. */
@@ -158,7 +161,11 @@ export class Rig {
     const fd = Iommufd.open({
       memoryBytes: 8 * 2 ** 20,
       ...(o.iotlb === undefined ? {} : { iotlb: o.iotlb }),
-      ...(o.shadowEntries === undefined ? {} : { shadow: { entries: o.shadowEntries } }),
+      shadow: {
+        ...(o.shadowEntries === undefined ? {} : { entries: o.shadowEntries }),
+        ...(o.shadowThreads === undefined ? {} : { threads: o.shadowThreads }),
+        ...(o.inlineThreshold === undefined ? {} : { inlineThreshold: o.inlineThreshold }),
+      },
     });
     this.fd = fd;
     this.ioas = fd.ioasAlloc();
@@ -339,6 +346,20 @@ export class Rig {
     }
     // (No CMD_SYNC: the host's own queue handles it, and iommufd refuses it with EIO.)
     expect(this.fd.viommuInvalidate(this.viommu, { dataType: 'arm-smmuv3', cmds })).toBe(cmds.length);
+  }
+
+  /** {@link invalidate} through the asynchronous calls (`hwptInvalidateAsync`, `viommuInvalidateAsync`). */
+  async invalidateAsync(ctx: number, ranges: readonly (readonly [number, number])[], ril = true): Promise<void> {
+    if (this.o.vendor === 'vtd') {
+      const entries = ranges.map(([addr, npages]) => ({ addr, npages }));
+      expect(await this.fd.hwptInvalidateAsync(this.nested[ctx]!, { dataType: 'vtd-s1', entries })).toBe(
+        entries.length,
+      );
+      return;
+    }
+    const cmds: ArmSmmuv3Command[] = [];
+    for (const [addr, pages] of ranges) cmds.push(...tlbiNhVa(ctx + 1, addr, pages, ril));
+    expect(await this.fd.viommuInvalidateAsync(this.viommu, { dataType: 'arm-smmuv3', cmds })).toBe(cmds.length);
   }
 
   /** Translates `iova` in context `ctx` for `access`, named by host page. */
