@@ -294,9 +294,9 @@ describe('input', () => {
 
   it('without the xz program, a .xz trace fails with one line that says what to install', async () => {
     XZ.command = 'xz-not-installed-here';
-    const err = await replayTrace(
-      new URL('../../../shared/traces/vtd-nocm-strict.clean.log.xz', import.meta.url),
-    ).catch((e: unknown) => e);
+    const err = await replayTrace(new URL('../../traces/vtd-nocm-strict.clean.log.xz', import.meta.url)).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(IommufdError);
     expect((err as IommufdError).errno).toBe('EOPNOTSUPP');
     expect((err as Error).message).toMatch(/install xz-utils/);
