@@ -14,6 +14,17 @@ export {
   type CacheStats,
 } from './iommufd.js';
 export { IommufdError, type Errno } from './util/errors.js';
+export {
+  FaultQueue,
+  PGFAULT_FLAG,
+  PGFAULT_PERM,
+  PAGE_RESPONSE,
+  PGFAULT_BYTES,
+  PAGE_RESPONSE_BYTES,
+  type PageFaultRecord,
+  type PageResponse,
+  type GroupAnswer,
+} from './registry/index.js';
 export type { CacheCounters } from './cache/index.js';
 export {
   HOST_VTD_NESTING,

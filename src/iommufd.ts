@@ -1,8 +1,9 @@
 import type { CacheCounters, ShadowCounters } from './cache/index.js';
 import { DEFAULT_MEMORY_BYTES } from './memory/index.js';
 import type { PipelineMetrics } from './pipeline/index.js';
-import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE } from './pgtable/index.js';
+import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE, TranslateFault } from './pgtable/index.js';
 import * as reg from './registry/index.js';
+import type { FaultQueue } from './registry/fault.js';
 import type {
   ArmSmmuv3Command,
   ArmVste,
@@ -150,6 +151,8 @@ export class Iommufd {
   /** The register model of each vIOMMU that has one. */
   readonly #viommuUnits = new Map<number, SmmuIommu>();
   #closed = false;
+  /** The next page request group index (9 bits, PRI's PRG index) per device id. */
+  readonly #grpids = new Map<number, number>();
   /** Device slot by device id (the data plane's name for a device). */
   readonly #slots: number[] = [];
   /** The VMM's host memory. */
@@ -367,6 +370,41 @@ export class Iommufd {
     return this.#control(() => {
       reg.deviceUnbind(this.#ctx, argId('devId', devId));
       this.#slots[devId] = -1;
+    });
+  }
+
+  /**
+   * IOMMU_FAULT_QUEUE_ALLOC: a FAULT object and its queue handle (the kernel's
+   * `[iommufd-pgfault]` fd). Allocate a HWPT with `faultId` to make it IOPF-capable: a
+   * translation fault there becomes a page request in this queue (`translate` returns
+   * TranslateFault.Pending). The handle reads whole groups (`read`, `readBytes`: 40-byte records),
+   * answers them (`respond`, `writeBytes`), and streams them on `faults$`. Close the handle and
+   * destroy the id to release it; groups still pending are then answered INVALID.
+   */
+  faultQueueAlloc(): { faultId: number; queue: FaultQueue } {
+    return this.#control(() => {
+      const queue = reg.faultQueueAlloc(this.#ctx);
+      return { faultId: queue.id, queue };
+    });
+  }
+
+  /**
+   * IOMMU_TEST_OP_TRIGGER_IOPF (the selftest's): device `devId` reports a page request for
+   * `addr` with `perm` (PGFAULT_PERM bits) in group `grpid`, on its RID or `pasid`. `last`
+   * (default true) ends the group; earlier faults of the group wait for it. ENODEV when the
+   * domain attached there has no FAULT object.
+   */
+  triggerIopf(a: { devId: number; pasid?: number; grpid: number; perm: number; addr: bigint; last?: boolean }): void {
+    return this.#control(() => {
+      const o = argObject('args', a)!;
+      const dev = this.#ctx.objects.get(argId('devId', o['devId']), 'device');
+      const pasid = o['pasid'] === undefined ? NO_PASID : argInt('pasid', o['pasid'], 0, 0xfffff);
+      reg.reportPageFault(dev, pasid, {
+        grpid: argInt('grpid', o['grpid'], 0, 0x1ff),
+        perm: argInt('perm', o['perm'], 0, 15),
+        addr: argU64('addr', o['addr']),
+        last: o['last'] === undefined ? true : argOptBool('last', o['last']) === true,
+      });
     });
   }
 
@@ -640,10 +678,28 @@ export class Iommufd {
     if ((access & 15) !== access || access === 0) {
       throw new IommufdError('EINVAL', `access must be a non-empty set of Access bits, got ${String(access)}`);
     }
-    if (pasid === undefined || pasid === NO_PASID) return this.#ctx.translator.translate(slot, iova, access, NO_PASID);
-    if ((pasid & 0xfffff) !== pasid)
-      throw new IommufdError('EINVAL', `pasid must be an integer in [0, 2^20) or NO_PASID, got ${String(pasid)}`);
-    return this.#ctx.translator.translate(slot, iova, access, pasid);
+    let p = NO_PASID;
+    if (pasid !== undefined && pasid !== NO_PASID) {
+      if ((pasid & 0xfffff) !== pasid)
+        throw new IommufdError('EINVAL', `pasid must be an integer in [0, 2^20) or NO_PASID, got ${String(pasid)}`);
+      p = pasid;
+    }
+    const r = this.#ctx.translator.translate(slot, iova, access, p);
+    if (r === TranslateFault.Pending) this.#pageRequest(devId, p, iova, access);
+    return r;
+  }
+
+  /** A translation on an IOPF-capable domain faulted: the device sends a one-page request group (PRI). */
+  #pageRequest(devId: number, pasid: number, iova: number, access: number): void {
+    const dev = this.#ctx.objects.get(devId, 'device');
+    const grpid = this.#grpids.get(devId) ?? 0;
+    this.#grpids.set(devId, (grpid + 1) & 0x1ff);
+    const perm =
+      ((access & Access.Read) !== 0 ? 1 : 0) |
+      ((access & Access.Write) !== 0 ? 2 : 0) |
+      ((access & Access.Exec) !== 0 ? 4 : 0) |
+      ((access & Access.Priv) !== 0 ? 8 : 0);
+    reg.reportPageFault(dev, pasid, { grpid, perm, addr: BigInt(iova - (iova % 4096)), last: true });
   }
 
   /** Details of the last fault that {@link translate} returned on this fd. */

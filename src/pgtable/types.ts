@@ -23,6 +23,12 @@ export const TranslateFault = {
   WalkAbort: -6,
   /** An entry has reserved bits set (VT-d 0xC / 0x72 / 0x7A). */
   Reserved: -7,
+  /**
+   * A recoverable fault (a translation, permission or access-flag fault) on an IOPF-capable
+   * domain (its HWPT has a FAULT object): a page request was raised and the access waits for its
+   * response. The fault record keeps the walk's reason.
+   */
+  Pending: -8,
 } as const;
 
 /** One of the {@link TranslateFault} codes. */

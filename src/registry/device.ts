@@ -3,6 +3,7 @@ import { DEV_ATS, NO_PASID } from '../translate/index.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
 import { atcSpansPasids } from './descriptors.js';
+import { faultDetach } from './fault.js';
 import { DRIVERS } from './domain.js';
 import { hwptPagingAlloc, hwptPut } from './hwpt.js';
 import { checkNestedAttach, hwptDescriptor, hwptIoas } from './hwpt-nested.js';
@@ -253,6 +254,8 @@ export function deviceReplace(ctx: IommufdCtx, devId: number, ptId: number, pasi
     }
     hwpt.users++;
     undo.length = 0;
+    // Replaced away from a fault-capable HWPT: its pending groups are answered INVALID.
+    faultDetach(dev, pasid, old);
     hwptPut(ctx, old);
     return hwpt.id;
   });
@@ -263,6 +266,7 @@ export function deviceDetach(ctx: IommufdCtx, dev: DeviceObject, pasid: number):
   const old = attached(dev, pasid);
   if (old === undefined) return;
   publish(ctx, dev, pasid, undefined);
+  faultDetach(dev, pasid, old);
   if (pasid === NO_PASID) {
     hwptIoas(old).iopt.unreserve(dev);
     dev.rid = undefined;

@@ -19,6 +19,7 @@ import type {
   IoasObject,
   VtdS1Config,
 } from './objects.js';
+import { bindFault, unbindFault } from './fault.js';
 import { MOCK_NESTED_IOTLB_SLOTS } from './objects.js';
 import { viommuInvalidate } from './viommu-invalidate.js';
 
@@ -84,6 +85,7 @@ export function hwptNestedAlloc(
   dataType: string,
   data: unknown,
   pasidCompat = false,
+  faultId: number | undefined = undefined,
 ): number {
   if (parent.autoDomain || !parent.nestParent || parent.kind !== dev.kind) {
     throw new IommufdError('EINVAL', `HWPT ${parent.id} is not a nest parent of this driver`);
@@ -120,6 +122,7 @@ export function hwptNestedAlloc(
       descriptor,
       pasidCompat,
     };
+    if (faultId !== undefined) bindFault(ctx, hwpt, faultId, undo);
     parent.users++;
     ctx.objects.finalize(hwpt);
     return id;
@@ -230,6 +233,7 @@ export function hwptNestedDestroy(ctx: IommufdCtx, hwpt: HwptNestedObject): void
   }
   if (hwpt.viommu !== undefined) hwpt.viommu.users--;
   else hwpt.parent.users--;
+  unbindFault(hwpt);
   ctx.objects.remove(hwpt.id);
 }
 

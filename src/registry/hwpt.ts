@@ -1,6 +1,7 @@
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
 import { allocPagingDomain, DRIVERS } from './domain.js';
+import { bindFault, unbindFault } from './fault.js';
 import { hwptNestedAlloc } from './hwpt-nested.js';
 import { viommuHwptNestedAlloc } from './viommu.js';
 import type { AttachableHwpt, DeviceObject, HwptPagingObject, IoasObject } from './objects.js';
@@ -78,6 +79,7 @@ export function hwptPagingDestroy(ctx: IommufdCtx, hwpt: HwptPagingObject): void
   ioas.hwpts.splice(ioas.hwpts.indexOf(hwpt), 1);
   ioas.users--;
   hwpt.domain.free();
+  unbindFault(hwpt);
   ctx.objects.remove(hwpt.id);
 }
 
@@ -128,10 +130,7 @@ export function hwptAlloc(
     return ctx.atomically((undo) => {
       const hwpt = hwptPagingAlloc(ctx, pt, dev, flags, false, undo);
       hwpt.softwareNesting = software;
-      if (a.faultId !== undefined) {
-        // FAULT objects arrive with the page-fault issue: no id can name one yet.
-        throw new IommufdError('ENOENT', `no fault queue with id ${a.faultId}`);
-      }
+      if (a.faultId !== undefined) bindFault(ctx, hwpt, a.faultId, undo);
       ctx.objects.finalize(hwpt);
       return hwpt.id;
     });
@@ -141,8 +140,7 @@ export function hwptAlloc(
     if (flags.nestParent === true || flags.dirtyTracking === true || dataType === 'none') {
       throw new IommufdError('EOPNOTSUPP', 'nested HWPT: unsupported flags or no data');
     }
-    if (a.faultId !== undefined) throw new IommufdError('ENOENT', `no fault queue with id ${a.faultId}`);
-    return hwptNestedAlloc(ctx, dev, pt, dataType, a.data, flags.pasid === true);
+    return hwptNestedAlloc(ctx, dev, pt, dataType, a.data, flags.pasid === true, a.faultId);
   }
   if (pt.type === 'viommu') {
     return viommuHwptNestedAlloc(ctx, dev, pt, { flags, dataType, data: a.data, faultId: a.faultId });

@@ -22,6 +22,19 @@ export {
   type BindArgs,
 } from './device.js';
 export { destroy, destroyAll, option, snapshot } from './main.js';
+export {
+  faultQueueAlloc,
+  reportPageFault,
+  FaultQueue,
+  PGFAULT_FLAG,
+  PGFAULT_PERM,
+  PAGE_RESPONSE,
+  PGFAULT_BYTES,
+  PAGE_RESPONSE_BYTES,
+  type PageFaultRecord,
+  type PageResponse,
+  type GroupAnswer,
+} from './fault.js';
 export { DRIVERS, type IommuDriver } from './domain.js';
 export type { ArmVste, IommuKind, Range, ObjectType, ViommuType } from './objects.js';
 export {

@@ -1,6 +1,7 @@
 import { IommufdError } from '../util/errors.js';
 import type { DestroyOps, IommufdCtx } from './context.js';
 import { deviceUnbind } from './device.js';
+import { faultDestroy } from './fault.js';
 import { hwptPagingDestroy } from './hwpt.js';
 import { hwptDescriptor, hwptNestedDestroy } from './hwpt-nested.js';
 import { ioasDestroy, ioasOptionHugePages } from './ioas.js';
@@ -10,6 +11,7 @@ import { vdeviceDestroy, viommuDestroy } from './viommu.js';
 /** Destroy, per object kind (keep sorted). */
 const DESTROY_OPS: DestroyOps = {
   device: (ctx, dev) => deviceUnbind(ctx, dev.id),
+  fault: faultDestroy,
   'hwpt-nested': hwptNestedDestroy,
   'hwpt-paging': hwptPagingDestroy,
   ioas: ioasDestroy,
@@ -95,6 +97,7 @@ export function snapshot(ctx: IommufdCtx): unknown {
             users: o.users,
             ioas: o.ioas.id,
             auto: o.autoDomain,
+            fault: o.fault?.id ?? 0,
             tableFrames: o.domain.table.tableFrames(),
           };
         case 'hwpt-nested':
@@ -104,6 +107,7 @@ export function snapshot(ctx: IommufdCtx): unknown {
             users: o.users,
             parent: o.parent.id,
             iotlb: [...o.iotlb],
+            fault: o.fault?.id ?? 0,
             ...(o.viommu === undefined ? {} : { viommu: o.viommu.id }),
             ...(o.vste === undefined ? {} : { vste: o.vste.ste.map(hex) }),
           };
@@ -118,6 +122,8 @@ export function snapshot(ctx: IommufdCtx): unknown {
           };
         case 'vdevice':
           return { id: o.id, type: o.type, users: o.users, viommu: o.viommu.id, dev: o.dev.id, virtId: hex(o.virtId) };
+        case 'fault':
+          return { id: o.id, type: o.type, users: o.users, pending: o.queue.pending, awaiting: o.queue.awaiting };
         case 'device':
           return {
             id: o.id,

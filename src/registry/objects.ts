@@ -1,5 +1,6 @@
 import type { IoPagetable, IoptDomain } from '../iopt/index.js';
 import type { DomainGeometry } from '../pgtable/index.js';
+import type { FaultQueue } from './fault.js';
 
 /** What the registry needs of a page table: its root, its size, and a way to free it. */
 export interface PageTableHandle {
@@ -12,7 +13,7 @@ export interface PageTableHandle {
 }
 
 /** Object kinds, as IOMMUFD_OBJ_*. */
-export type ObjectType = 'ioas' | 'hwpt-paging' | 'hwpt-nested' | 'device' | 'viommu' | 'vdevice';
+export type ObjectType = 'ioas' | 'hwpt-paging' | 'hwpt-nested' | 'device' | 'viommu' | 'vdevice' | 'fault';
 
 /** Device kinds: the kernel selftests' mock, Arm SMMUv3 and Intel VT-d. */
 export type IommuKind = 'mock' | 'smmuv3' | 'vtd';
@@ -77,6 +78,8 @@ export interface HwptPagingObject extends ObjectBase {
   pasidCompat: boolean;
   /** DIRTY_TRACKING. */
   dirtyTracking: boolean;
+  /** The FAULT object its I/O page faults go to (FAULT_ID_VALID), referenced. */
+  fault?: FaultObject | undefined;
 }
 
 /** The number of IOTLB slots of the kernel selftest's mock nested domain. */
@@ -151,6 +154,8 @@ export interface HwptNestedObject extends ObjectBase {
   descriptor: number;
   /** Allocated with IOMMU_HWPT_ALLOC_PASID. */
   pasidCompat: boolean;
+  /** The FAULT object its I/O page faults go to (FAULT_ID_VALID), referenced. */
+  fault?: FaultObject | undefined;
 }
 
 /** A HWPT a device can be attached to. */
@@ -219,6 +224,15 @@ export interface VdeviceObject extends ObjectBase {
   virtId: bigint;
 }
 
+/** A FAULT object (`iommufd_fault`): the I/O page-fault queue of the HWPTs allocated with its id. */
+export interface FaultObject extends ObjectBase {
+  type: 'fault';
+  /** The VMM's handle (the kernel's anon fd), which holds one reference until it is closed. */
+  queue: FaultQueue;
+  /** Groups still collecting faults (no last page yet), by "device:pasid:grpid". */
+  partial: Map<string, { addr: bigint; perm: number }[]>;
+}
+
 /** Any object. */
 export type IommufdObject =
-  IoasObject | HwptPagingObject | HwptNestedObject | DeviceObject | ViommuObject | VdeviceObject;
+  IoasObject | HwptPagingObject | HwptNestedObject | DeviceObject | ViommuObject | VdeviceObject | FaultObject;

@@ -1,4 +1,5 @@
 import { U64_MAX } from '../util/args.js';
+import { bindFault } from './fault.js';
 import { IommufdError } from '../util/errors.js';
 import { DOMAIN_SHADOW, DomainFormat, packArmNestedConfig } from '../translate/index.js';
 import type { IommufdCtx } from './context.js';
@@ -292,7 +293,6 @@ export function viommuHwptNestedAlloc(
     const id = ctx.objects.reserve();
     undo.push(() => ctx.objects.remove(id));
     ctx.faults.step('nested domain allocation');
-    if (a.faultId !== undefined) throw new IommufdError('ENOENT', `no fault queue with id ${a.faultId}`);
     let descriptor = 0;
     if (vste !== undefined) {
       const parent = viommu.parent.domain;
@@ -324,6 +324,7 @@ export function viommuHwptNestedAlloc(
       descriptor,
       pasidCompat: a.flags.pasid === true,
     };
+    if (a.faultId !== undefined) bindFault(ctx, hwpt, a.faultId, undo);
     viommu.users++;
     ctx.objects.finalize(hwpt);
     return id;

@@ -3,6 +3,7 @@ export {
   ContextTables,
   DEV_ATS,
   DOMAIN_SHADOW,
+  DOMAIN_IOPF,
   DomainFormat,
   MAX_DOMAINS,
   MAX_DEVICES,

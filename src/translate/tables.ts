@@ -32,6 +32,11 @@ const DOMAIN_WORDS = 6; // [format, rootPa bits 31:0, packed walk configuration,
 const DEVICE_WORDS = 4; // [ridDomain, pasidDirFrame + 1, pasidBits, flags (bit 0: ATS)]
 /** Descriptor flag: a nested domain in software mode, translated through the shadow (cache/shadow.ts). */
 export const DOMAIN_SHADOW = 1;
+/**
+ * Descriptor flag: the domain's HWPT has a FAULT object (IOPF-capable): a translation fault that
+ * a page request can resolve is reported as TranslateFault.Pending.
+ */
+export const DOMAIN_IOPF = 2;
 /** Device context flag: the device has an ATC (PCIe ATS). */
 export const DEV_ATS = 1;
 const PASID_DIR_BITS = 10; // PASID bits 19:10 index the directory, 9:0 the leaf
@@ -241,6 +246,11 @@ export class ContextTables {
   /** A descriptor's flags ({@link DOMAIN_SHADOW}). */
   domainFlags(index: number): number {
     return this.domains[index * DOMAIN_WORDS + 5]!;
+  }
+
+  /** Sets descriptor flags of a published descriptor (the control plane, before any device is attached to it). */
+  addDomainFlags(index: number, flags: number): void {
+    Atomics.or(this.domains, index * DOMAIN_WORDS + 5, flags);
   }
 
   /** A nested descriptor's parent descriptor (0 for any other format). */

@@ -14,7 +14,7 @@ import {
 } from '../pgtable/index.js';
 import { ArmNestedTranslator } from './arm-nested.js';
 import { vtdNestedWalk } from './nested-walk.js';
-import { ContextTables, DEV_ATS, DOMAIN_SHADOW, DomainFormat } from './tables.js';
+import { ContextTables, DEV_ATS, DOMAIN_IOPF, DOMAIN_SHADOW, DomainFormat } from './tables.js';
 
 /** The PASID value that means "no PASID": the request is translated by the RID's domain. */
 export const NO_PASID = -1;
@@ -186,7 +186,17 @@ export class Translator {
       }
     }
     if (slot >= 0) this.#reclaimer.exit(slot);
-    if (result < 0) this.fault.words[3] = pasid;
+    if (result < 0) {
+      this.fault.words[3] = pasid;
+      // An IOPF-capable domain: what a page request can resolve waits for one instead.
+      if (
+        domain !== 0 &&
+        result >= TranslateFault.AccessFlag &&
+        result <= TranslateFault.NotMapped &&
+        (this.#ctx.domainFlags(domain) & DOMAIN_IOPF) !== 0
+      )
+        result = this.fault.words[0] = TranslateFault.Pending;
+    }
     return result;
   }
 

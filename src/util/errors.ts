@@ -19,7 +19,8 @@ export type Errno =
   | 'EBADF'
   | 'EPERM'
   | 'EIO'
-  | 'ENODEV';
+  | 'ENODEV'
+  | 'ESPIPE';
 
 /** An iommufd error: `errno` is the name the kernel returns for the same misuse. */
 export class IommufdError extends Error {

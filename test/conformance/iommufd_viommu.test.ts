@@ -283,7 +283,7 @@ describe.each(TYPES)('FIXTURE(iommufd_viommu) $type on $kind', ({ kind, type }) 
     const wrong = type === 'arm-smmuv3' ? 'selftest' : 'arm-smmuv3';
     expectErrno(() => fd.hwptAlloc({ devId: dev, ptId: viommu, dataType: wrong, data }), 'EINVAL');
     expectErrno(() => fd.hwptAlloc({ devId: dev, ptId: viommu, dataType: 'vtd-s1', data }), 'EINVAL');
-    // A fault queue id: ENOENT (no FAULT objects yet), after the driver accepted the data.
+    // A fault queue id that names no FAULT object: ENOENT, after the driver accepted the data.
     expectErrno(() => fd.hwptAlloc({ devId: dev, ptId: viommu, dataType: type, data, faultId: 77 }), 'ENOENT');
     expect(fd.snapshot()).toEqual(before);
     expect(nextId(fd)).toBe(id);
