@@ -151,8 +151,8 @@ export class Iommufd {
   /** The register model of each vIOMMU that has one. */
   readonly #viommuUnits = new Map<number, SmmuIommu>();
   #closed = false;
-  /** The next page request group index (9 bits, PRI's PRG index) per device id. */
-  readonly #grpids = new Map<number, number>();
+  /** The page-request tags each device has outstanding (PRG indices or stall tags). */
+  readonly #tags = new reg.RequestTags();
   /** Device slot by device id (the data plane's name for a device). */
   readonly #slots: number[] = [];
   /** The VMM's host memory. */
@@ -689,17 +689,98 @@ export class Iommufd {
     return r;
   }
 
-  /** A translation on an IOPF-capable domain faulted: the device sends a one-page request group (PRI). */
+  /**
+   * A translation on an IOPF-capable domain faulted: the device sends a one-page request (a PRI
+   * group, or a stalled transaction), with a tag it holds until the answer (none free: the
+   * device sends nothing more until one comes back).
+   */
   #pageRequest(devId: number, pasid: number, iova: number, access: number): void {
     const dev = this.#ctx.objects.get(devId, 'device');
-    const grpid = this.#grpids.get(devId) ?? 0;
-    this.#grpids.set(devId, (grpid + 1) & 0x1ff);
-    const perm =
-      ((access & Access.Read) !== 0 ? 1 : 0) |
-      ((access & Access.Write) !== 0 ? 2 : 0) |
-      ((access & Access.Exec) !== 0 ? 4 : 0) |
-      ((access & Access.Priv) !== 0 ? 8 : 0);
-    reg.reportPageFault(dev, pasid, { grpid, perm, addr: BigInt(iova - (iova % 4096)), last: true });
+    const model = iopfModel(dev);
+    const grpid = this.#tags.take(devId, model);
+    if (grpid < 0) return;
+    // Listening before the report: a handler on faults$ may answer at once.
+    void reg.awaitAnswer(reg.faultQueueOf(dev, pasid), devId, pasid, grpid).then(() => this.#tags.give(devId, grpid));
+    reg.reportPageFault(dev, pasid, { grpid, perm: permOf(access), addr: BigInt(iova - (iova % 4096)), last: true });
+  }
+
+  /**
+   * An asynchronous DMA: device `devId` reads `length` bytes at `iova` (access Read), or writes
+   * `data` there (access Write), on its RID or `pasid`. Every page is translated first; pages
+   * whose translation is Pending (an IOPF-capable domain) become page requests: one PRI group
+   * for the whole transfer, with LAST_PAGE on its last fault (a device with PRI, a mock or a
+   * VT-d device), or one stalled transaction per fault, each with its own stall tag (an SMMUv3
+   * device without PRI). When every request is answered SUCCESS the transfer is retried; an
+   * INVALID answer (the VMM's, or an auto-response on detach, replace or queue teardown), any
+   * other fault, or `maxRetries` rounds (default 8) of SUCCESS without progress fail it with a
+   * {@link DmaFaultError}. Resolves with the bytes read (or an empty array for a write), the
+   * rounds retried and the page requests sent.
+   */
+  async dma(
+    devId: number,
+    a: { iova: number; length?: number; access: number; pasid?: number; data?: Uint8Array; maxRetries?: number },
+  ): Promise<{ data: Uint8Array; retries: number; requests: number }> {
+    this.#live();
+    const o = argObject('args', a)!;
+    const write = (a.access & Access.Write) !== 0;
+    if (write && !(a.data instanceof Uint8Array)) throw new IommufdError('EINVAL', 'a DMA write needs data');
+    const length = write ? a.data!.length : argInt('length', o['length'], 0, 2 ** 31);
+    const maxRetries = o['maxRetries'] === undefined ? 8 : argInt('maxRetries', o['maxRetries'], 0, 1 << 20);
+    const dev = this.#ctx.objects.get(argId('devId', devId), 'device');
+    const model = iopfModel(dev);
+    const pasid = a.pasid ?? NO_PASID;
+    let requests = 0;
+    for (let round = 0; ; round++) {
+      this.#live();
+      const slot = this.#slots[devId]!;
+      // Translate every page; collect the ones waiting for a page request.
+      const waiting: { addr: number; fault: TranslateFaultInfo }[] = [];
+      // In steps of the smallest page of any format (the mock's 2 KiB); requests name 4 KiB pages.
+      const step = Number(MOCK_PAGE_SIZE);
+      for (let at = a.iova - (a.iova % step); at < a.iova + Math.max(length, 1); at += step) {
+        const r = this.#ctx.translator.translate(slot, Math.max(at, a.iova), a.access, pasid);
+        const page = at - (at % 4096);
+        if (r === TranslateFault.Pending) {
+          if (waiting[waiting.length - 1]?.addr !== page) waiting.push({ addr: page, fault: this.lastFault() });
+        } else if (r < 0) throw new DmaFaultError(this.lastFault());
+      }
+      if (waiting.length === 0) {
+        const out = write ? new Uint8Array(0) : new Uint8Array(length);
+        if (write) this.dmaWrite(devId, a.iova, a.data!, a.pasid === undefined ? {} : { pasid });
+        else if (length > 0) out.set(this.dmaRead(devId, a.iova, length, a.pasid === undefined ? {} : { pasid }));
+        return { data: out, retries: round, requests };
+      }
+      if (round >= maxRetries) throw new DmaFaultError(waiting[0]!.fault);
+      // PRI: one group, the last fault with LAST_PAGE; stall: a group (a tag) per transaction.
+      const groups = model === 'pri' ? [waiting] : waiting.map((w) => [w]);
+      const answers: Promise<number>[] = [];
+      const taken: number[] = [];
+      try {
+        for (const g of groups) {
+          const tag = this.#tags.take(devId, model);
+          if (tag < 0) throw new IommufdError('EBUSY', `device ${devId} has every request tag outstanding`);
+          taken.push(tag);
+          // Listening before the report: a handler on faults$ may answer at once.
+          answers.push(reg.awaitAnswer(reg.faultQueueOf(dev, pasid), devId, pasid, tag));
+          g.forEach((w, i) => {
+            reg.reportPageFault(dev, pasid, {
+              grpid: tag,
+              perm: permOf(a.access),
+              addr: BigInt(w.addr),
+              last: i === g.length - 1,
+            });
+          });
+          requests += g.length;
+        }
+      } catch (e) {
+        for (const t of taken) this.#tags.give(devId, t);
+        throw e;
+      }
+      const codes = await Promise.all(answers);
+      for (const t of taken) this.#tags.give(devId, t);
+      const bad = codes.findIndex((c) => c !== reg.PAGE_RESPONSE.Success);
+      if (bad >= 0) throw new DmaFaultError(groups[bad]![0]!.fault);
+    }
   }
 
   /** Details of the last fault that {@link translate} returned on this fd. */
@@ -923,4 +1004,19 @@ function pasidOf(opts: unknown): number {
   const o = argObject('opts', opts, true);
   if (o === undefined || o['pasid'] === undefined) return NO_PASID;
   return argInt('opts.pasid', o['pasid'], 0, 2 ** 20 - 1);
+}
+
+/** How a device's recoverable faults travel: PRI groups, or (an SMMUv3 device without PRI) stalled transactions. */
+function iopfModel(dev: { kind: string; pri: boolean }): reg.IopfModel {
+  return dev.kind === 'smmuv3' && !dev.pri ? 'stall' : 'pri';
+}
+
+/** PGFAULT_PERM bits of Access bits. */
+function permOf(access: number): number {
+  return (
+    ((access & Access.Read) !== 0 ? 1 : 0) |
+    ((access & Access.Write) !== 0 ? 2 : 0) |
+    ((access & Access.Exec) !== 0 ? 4 : 0) |
+    ((access & Access.Priv) !== 0 ? 8 : 0)
+  );
 }

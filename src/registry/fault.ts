@@ -352,17 +352,26 @@ export function faultDestroy(ctx: IommufdCtx, fault: FaultObject): void {
   ctx.objects.remove(fault.id);
 }
 
+/** The queue that (device, PASID)'s page requests go to now: ENODEV when nothing fault-capable is attached there. */
+export function faultQueueOf(dev: DeviceObject, pasid: number): FaultQueue {
+  const hwpt = pasid === NO_PASID ? dev.rid : dev.pasids.get(pasid);
+  const fault = hwpt?.fault;
+  if (fault === undefined)
+    throw new IommufdError('ENODEV', `device ${dev.id} has no fault-capable domain attached there`);
+  return fault.queue;
+}
+
 /**
  * A device reports an I/O page fault on (device, PASID): `iommu_report_device_fault` with a page
  * request. Faults of one group (device, PASID, `grpid`) collect until the one with `last`, then
  * the whole group is queued on the FAULT object of the HWPT attached there. ENODEV when nothing
- * fault-capable is attached (the kernel's report finds no IOPF handler).
+ * fault-capable is attached (the kernel's report finds no IOPF handler). Returns that queue.
  */
 export function reportPageFault(
   dev: DeviceObject,
   pasid: number,
   f: { grpid: number; perm: number; addr: bigint; last: boolean },
-): void {
+): FaultQueue {
   const hwpt = pasid === NO_PASID ? dev.rid : dev.pasids.get(pasid);
   const fault = hwpt?.fault;
   if (hwpt === undefined || fault === undefined)
@@ -371,9 +380,10 @@ export function reportPageFault(
   let faults = fault.partial.get(key);
   if (faults === undefined) fault.partial.set(key, (faults = []));
   faults.push({ addr: f.addr, perm: f.perm });
-  if (!f.last) return;
+  if (!f.last) return fault.queue;
   fault.partial.delete(key);
   fault.queue.enqueue(dev, pasid, f.grpid, hwpt, faults);
+  return fault.queue;
 }
 
 /** A detach or replace of (device, PASID) away from `old`: its groups are answered INVALID, its partial groups dropped. */

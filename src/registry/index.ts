@@ -24,6 +24,7 @@ export {
 export { destroy, destroyAll, option, snapshot } from './main.js';
 export {
   faultQueueAlloc,
+  faultQueueOf,
   reportPageFault,
   FaultQueue,
   PGFAULT_FLAG,
@@ -35,6 +36,7 @@ export {
   type PageResponse,
   type GroupAnswer,
 } from './fault.js';
+export { RequestTags, awaitAnswer, type IopfModel } from './page-requests.js';
 export { DRIVERS, type IommuDriver } from './domain.js';
 export type { ArmVste, IommuKind, Range, ObjectType, ViommuType } from './objects.js';
 export {
