@@ -24,6 +24,11 @@ export {
   type PageFaultRecord,
   type PageResponse,
   type GroupAnswer,
+  VeventQueue,
+  VEVENT_FLAG,
+  VEVENT_HEADER_BYTES,
+  type VeventqType,
+  type VeventRecord,
 } from './registry/index.js';
 export type { CacheCounters } from './cache/index.js';
 export {

@@ -4,6 +4,7 @@ import type { PipelineMetrics } from './pipeline/index.js';
 import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE, TranslateFault } from './pgtable/index.js';
 import * as reg from './registry/index.js';
 import type { FaultQueue } from './registry/fault.js';
+import { encodeEvent, EVT_WORDS } from './vendor/smmuv3/records.js';
 import type {
   ArmSmmuv3Command,
   ArmVste,
@@ -566,6 +567,55 @@ export class Iommufd {
   }
 
   /**
+   * IOMMU_VEVENTQ_ALLOC: a vEVENTQ of `type` on vIOMMU `viommuId`, holding at most `depth` events.
+   * Flags (none are defined) or an unknown type EOPNOTSUPP, depth 0 EINVAL, an unknown vIOMMU
+   * ENOENT, a second queue of the same type on the vIOMMU EEXIST. `arm-smmuv3` queues receive the
+   * SMMUv3 event records (C_BAD_STE, F_TRANSLATION … F_PERMISSION) of translations through the
+   * vIOMMU's vSTE HWPTs, with the StreamID rewritten to the vSID; `selftest` ones the selftest's
+   * `{u32 virt_id}` events ({@link triggerVevent}). The handle reads whole events and streams them
+   * on `events$`; the queue holds the vIOMMU (destroy EBUSY) until its handle is closed and its
+   * id destroyed.
+   */
+  veventqAlloc(a: {
+    viommuId: number;
+    type: 'arm-smmuv3' | 'selftest';
+    depth: number;
+    flags?: Record<string, unknown>;
+  }): {
+    veventqId: number;
+    queue: reg.VeventQueue;
+  } {
+    return this.#control(() => {
+      const o = argObject('args', a)!;
+      if (o['flags'] !== undefined && Object.keys(argObject('flags', o['flags'])!).length > 0)
+        throw new IommufdError('EOPNOTSUPP', 'no vEVENTQ flags are defined');
+      const type = o['type'];
+      if (type !== 'arm-smmuv3' && type !== 'selftest')
+        throw new IommufdError('EOPNOTSUPP', `unknown vEVENTQ type ${String(type)}`);
+      const depth = argInt('depth', o['depth'], 0, 2 ** 31 - 1);
+      const viommu = this.#ctx.objects.get(argId('viommuId', o['viommuId']), 'viommu');
+      const queue = reg.veventqAlloc(this.#ctx, viommu, type, depth);
+      return { veventqId: queue.id, queue };
+    });
+  }
+
+  /**
+   * IOMMU_TEST_OP_TRIGGER_VEVENT (the selftest's): device `devId` reports a selftest vEVENT, its
+   * vDEVICE's virtual ID, to its vIOMMU's `selftest` vEVENTQ (dropped if there is none). ENOENT
+   * when the device has no vDEVICE.
+   */
+  triggerVevent(devId: number): void {
+    return this.#control(() => {
+      const dev = this.#ctx.objects.get(argId('devId', devId), 'device');
+      const vdev = dev.vdevice;
+      if (vdev === undefined) throw new IommufdError('ENOENT', `device ${devId} has no vDEVICE`);
+      const data = new Uint8Array(4);
+      new DataView(data.buffer).setUint32(0, Number(vdev.virtId & 0xffffffffn), true);
+      reg.reportVevent(vdev.viommu, 'selftest', data);
+    });
+  }
+
+  /**
    * The device behind virtual ID `virtId` on a vIOMMU (`iommufd_viommu_find_dev`): what a vIOMMU
    * model uses to turn a guest's vSID (in a command or STE index) into a host device. ENOENT when
    * the vIOMMU or a vDEVICE with that ID does not exist.
@@ -686,7 +736,36 @@ export class Iommufd {
     }
     const r = this.#ctx.translator.translate(slot, iova, access, p);
     if (r === TranslateFault.Pending) this.#pageRequest(devId, p, iova, access);
+    else if (r < 0) this.#vevent(devId, p, iova, access);
     return r;
+  }
+
+  /**
+   * A fault through an SMMUv3 vSTE HWPT: the event record the host driver forwards to the
+   * vIOMMU's `arm-smmuv3` vEVENTQ (`arm_vmaster_report_event`): the reported event types only,
+   * with the vSID as its StreamID.
+   */
+  #vevent(devId: number, pasid: number, iova: number, access: number): void {
+    const f = this.#ctx.translator.fault;
+    const type = f.words[4]!;
+    if (!VEVENT_SMMU_TYPES.has(type)) return;
+    const dev = this.#ctx.objects.find(devId);
+    if (dev?.type !== 'device' || dev.vdevice === undefined) return;
+    const rid = dev.rid;
+    if (rid?.type !== 'hwpt-nested' || rid.vste === undefined) return;
+    const words = encodeEvent(new Int32Array(EVT_WORDS), {
+      type,
+      sid: Number(dev.vdevice.virtId & 0xffffffffn),
+      ssid: pasid === NO_PASID ? undefined : pasid,
+      privileged: (access & Access.Priv) !== 0,
+      instruction: (access & Access.Exec) !== 0,
+      read: (access & Access.Write) === 0,
+      stage2: f.s2 !== 0,
+      class: f.faultClass,
+      inputAddress: iova,
+      address2: f.s2 !== 0 ? f.ipa : undefined,
+    });
+    reg.reportVevent(dev.vdevice.viommu, 'arm-smmuv3', new Uint8Array(words.buffer));
   }
 
   /**
@@ -1020,3 +1099,6 @@ function permOf(access: number): number {
     ((access & Access.Priv) !== 0 ? 8 : 0)
   );
 }
+
+/** The SMMUv3 events the host driver forwards to a vEVENTQ (reference/iommufd.md §2). */
+const VEVENT_SMMU_TYPES: ReadonlySet<number> = new Set([0x04, 0x06, 0x08, 0x0a, 0x10, 0x11, 0x12, 0x13]);

@@ -37,6 +37,15 @@ export {
   type GroupAnswer,
 } from './fault.js';
 export { RequestTags, awaitAnswer, type IopfModel } from './page-requests.js';
+export {
+  veventqAlloc,
+  reportVevent,
+  VeventQueue,
+  VEVENT_FLAG,
+  VEVENT_HEADER_BYTES,
+  type VeventqType,
+  type VeventRecord,
+} from './veventq.js';
 export { DRIVERS, type IommuDriver } from './domain.js';
 export type { ArmVste, IommuKind, Range, ObjectType, ViommuType } from './objects.js';
 export {

@@ -2,6 +2,7 @@ import { IommufdError } from '../util/errors.js';
 import type { DestroyOps, IommufdCtx } from './context.js';
 import { deviceUnbind } from './device.js';
 import { faultDestroy } from './fault.js';
+import { veventqDestroy } from './veventq.js';
 import { hwptPagingDestroy } from './hwpt.js';
 import { hwptDescriptor, hwptNestedDestroy } from './hwpt-nested.js';
 import { ioasDestroy, ioasOptionHugePages } from './ioas.js';
@@ -16,6 +17,7 @@ const DESTROY_OPS: DestroyOps = {
   'hwpt-paging': hwptPagingDestroy,
   ioas: ioasDestroy,
   vdevice: vdeviceDestroy,
+  veventq: veventqDestroy,
   viommu: viommuDestroy,
 };
 
@@ -36,6 +38,8 @@ export function destroy(ctx: IommufdCtx, id: number): void {
 /** Tears everything down, as closing the fd does: devices first, then leaves before their parents. */
 export function destroyAll(ctx: IommufdCtx): void {
   for (const o of ctx.objects.all()) if (o.type === 'device') deviceUnbind(ctx, o.id);
+  // The queues' handles (the kernel's anon fds) go with the iommufd here.
+  for (const o of ctx.objects.all()) if (o.type === 'fault' || o.type === 'veventq') o.queue.close();
   for (let progress = true; progress;) {
     progress = false;
     for (const o of ctx.objects.all()) {
@@ -124,6 +128,8 @@ export function snapshot(ctx: IommufdCtx): unknown {
           return { id: o.id, type: o.type, users: o.users, viommu: o.viommu.id, dev: o.dev.id, virtId: hex(o.virtId) };
         case 'fault':
           return { id: o.id, type: o.type, users: o.users, pending: o.queue.pending, awaiting: o.queue.awaiting };
+        case 'veventq':
+          return { id: o.id, type: o.type, users: o.users, viommu: o.viommu.id, eventType: o.queue.type };
         case 'device':
           return {
             id: o.id,

@@ -1,6 +1,7 @@
 import type { IoPagetable, IoptDomain } from '../iopt/index.js';
 import type { DomainGeometry } from '../pgtable/index.js';
 import type { FaultQueue } from './fault.js';
+import type { VeventQueue, VeventqType } from './veventq.js';
 
 /** What the registry needs of a page table: its root, its size, and a way to free it. */
 export interface PageTableHandle {
@@ -13,7 +14,7 @@ export interface PageTableHandle {
 }
 
 /** Object kinds, as IOMMUFD_OBJ_*. */
-export type ObjectType = 'ioas' | 'hwpt-paging' | 'hwpt-nested' | 'device' | 'viommu' | 'vdevice' | 'fault';
+export type ObjectType = 'ioas' | 'hwpt-paging' | 'hwpt-nested' | 'device' | 'viommu' | 'vdevice' | 'fault' | 'veventq';
 
 /** Device kinds: the kernel selftests' mock, Arm SMMUv3 and Intel VT-d. */
 export type IommuKind = 'mock' | 'smmuv3' | 'vtd';
@@ -211,6 +212,17 @@ export interface ViommuObject extends ObjectBase {
   vdevs: Map<bigint, VdeviceObject>;
   /** Software nesting for the nested HWPTs allocated on it (a simulator mode, not a kernel flag). */
   softwareNesting: boolean;
+  /** Its vEVENTQs by type (one each), created on the first allocation. */
+  veventqs?: Map<VeventqType, VeventqObject>;
+}
+
+/** A vEVENTQ (`iommufd_veventq`): a vIOMMU's queue of vendor events of one type. */
+export interface VeventqObject extends ObjectBase {
+  type: 'veventq';
+  /** The vIOMMU (referenced). */
+  viommu: ViommuObject;
+  /** The VMM's handle (the kernel's anon fd), which holds one reference until it is closed. */
+  queue: VeventQueue;
 }
 
 /** A vDEVICE (`iommufd_vdevice`): a device's guest-visible ID (vSID, vRID, vDeviceID) on a vIOMMU. */
@@ -235,4 +247,11 @@ export interface FaultObject extends ObjectBase {
 
 /** Any object. */
 export type IommufdObject =
-  IoasObject | HwptPagingObject | HwptNestedObject | DeviceObject | ViommuObject | VdeviceObject | FaultObject;
+  | IoasObject
+  | HwptPagingObject
+  | HwptNestedObject
+  | DeviceObject
+  | ViommuObject
+  | VdeviceObject
+  | FaultObject
+  | VeventqObject;
