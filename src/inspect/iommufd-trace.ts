@@ -100,7 +100,8 @@ export function inspectIommufd(fd: Iommufd, req: IommufdInspectRequest, iova: nu
     result = f.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
     faultStage = 'config';
   } else {
-    const root = t.domainRoot(domain);
+    // A nested first stage's root is guest-physical (52 bits); a host root is below 4 GiB.
+    const root = format === DomainFormat.VtdNested ? t.domainRootFull(domain) : t.domainRoot(domain);
     const cfg = t.domainConfig(domain);
     const parent = t.domainParent(domain);
     Object.assign(context, { descriptor: domain, format: translation, root: t.domainRootFull(domain) });
@@ -152,10 +153,6 @@ export function inspectIommufd(fd: Iommufd, req: IommufdInspectRequest, iova: nu
         access,
         f,
       ));
-      if (format === DomainFormat.VtdNested && t.domainRootFull(domain) !== root)
-        notes.push(
-          `the first-stage root ${hex(t.domainRootFull(domain))} is beyond 4 GiB: the walk reads ${hex(root)}`,
-        );
     }
     if (sink.faultStage !== undefined) faultStage = sink.faultStage;
     if (tag >= 0 && v.iotlb !== undefined) {

@@ -172,7 +172,7 @@ export function iommufdRanges(fd: Iommufd, target: IommufdRangeTarget): RangeDum
   const name = DOMAIN_FORMAT_NAMES[format] ?? String(format);
   if (domain === 0) return empty('', 'hpa', 'nothing is attached');
   const space = hostSpace(v.phys);
-  const root = t.domainRoot(domain);
+  const root = format === DomainFormat.VtdNested ? t.domainRootFull(domain) : t.domainRoot(domain);
   const cfg = t.domainConfig(domain);
   const table = (f: PteFormat): RangeDump => {
     const l = tableLeaves(space, f, root, cfg);

@@ -20,9 +20,10 @@ export function vtdNestedWalk(
   const cfg = ctx.domainConfig(domain);
   if ((access & Access.Priv) !== 0 && (cfg & CFG.SRE) === 0)
     return fault.set(TranslateFault.Permission, 0, FaultReason.UserDenied, iova, VTD_FR.SM_SRE_CLEAR);
+  // The first-stage root is a guest-physical address (up to 52 bits), walked through stage 2.
   return x86NestedWalk(
     i32,
-    ctx.domainRoot(domain),
+    ctx.domainRootFull(domain),
     cfg,
     ctx.domainRoot(parent),
     ctx.domainConfig(parent),

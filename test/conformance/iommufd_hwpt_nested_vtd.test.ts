@@ -105,6 +105,31 @@ class Vm {
   }
 }
 
+describe('a first stage above 4 GiB of guest-physical space', () => {
+  it('is walked where pgtblAddr says, not at its low 32 bits', () => {
+    const vm = new Vm();
+    const high = 2 ** 32;
+    const hiVa = vm.fd.memory.mmap(0x4000n);
+    vm.fd.ioasMap(vm.ioas, { userVa: hiVa, length: 0x4000n, iova: BigInt(high), flags: { fixedIova: true } });
+    const put = (gpa: number, v: bigint): void => {
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setBigUint64(0, v, true);
+      vm.fd.memory.write(hiVa + BigInt(gpa - high), b);
+    };
+    // Four levels at 2^32, 2^32 + 4 KiB, ...: the leaf maps IOVA to DATA.
+    for (let level = 0; level < 4; level++) {
+      const t = high + level * 0x1000;
+      const next = level === 3 ? DATA : t + 0x1000;
+      put(t + (Math.floor(IOVA / 2 ** (39 - 9 * level)) % 512) * 8, BigInt(next) | 7n);
+    }
+    vm.mark(DATA, 0x5151);
+    const n = vm.nested({ pgtblAddr: high });
+    vm.fd.deviceAttach(vm.dev, n);
+    expect(vm.dmaWord(IOVA)).toBe(0x5151);
+    void vm.fd.close();
+  });
+});
+
 describe('HWPT_ALLOC vtd-s1', () => {
   it('follows the kernel rules: parent, data type, data, flags, nested-on-nested, busy parent', () => {
     const vm = new Vm();
