@@ -7,6 +7,7 @@
  * stale: they are not consulted, nothing is filled and no event is written.
  */
 import type { GuestRam } from '../memory/guest-ram.js';
+import { payloadRoot } from '../vendor/payload-root.js';
 import type { PhysMemory } from '../memory/phys.js';
 import { SMMU_EVT } from '../pgtable/arm/desc.js';
 import { Access, FaultReason, TranslateFault, WalkFault } from '../pgtable/types.js';
@@ -110,15 +111,16 @@ export function inspectSmmu(unit: SmmuInspectUnit, req: SmmuInspectRequest, iova
 
   const kind = out.kind;
   const translation = STE_CONFIG_NAMES[kind] ?? String(kind);
-  // The unit keeps table roots as 32-bit payload words (SmmuIommu #fetchConfig): mirror it, and say so.
+  // The unit keeps table roots as 32-bit payload words (vendor/payload-root.ts): a root at or
+  // above 4 GiB names no guest RAM, and its walk aborts at the first read.
   for (const [name, ptr] of [
     ['S2TTB', out.s2Root],
     ['TTB0', out.ttb0],
   ] as const) {
-    if (ptr >= 2 ** 32) notes.push(`${name} ${hex(ptr)} is beyond 4 GiB: the unit walks ${hex(ptr % 2 ** 32)}`);
+    if (ptr >= 2 ** 32) notes.push(`${name} ${hex(ptr)} is beyond guest RAM: the walk aborts at its first read`);
   }
-  const s2Root = out.s2Root % 2 ** 32;
-  const ttb0 = out.ttb0 % 2 ** 32;
+  const s2Root = payloadRoot(out.s2Root) >>> 0;
+  const ttb0 = payloadRoot(out.ttb0) >>> 0;
   const f = new WalkFault();
   let gpa: number;
   if (kind === STE_CONFIG.S2) {

@@ -8,6 +8,7 @@
  * are not consulted, and nothing is filled or recorded.
  */
 import type { GuestRam } from '../memory/guest-ram.js';
+import { payloadRoot } from '../vendor/payload-root.js';
 import type { PhysMemory } from '../memory/phys.js';
 import { TranslateFault, WalkFault } from '../pgtable/types.js';
 import { isQualifiedFault } from '../vendor/vtd/resolve-faults.js';
@@ -179,16 +180,17 @@ export function inspectVtd(unit: VtdInspectUnit, req: VtdInspectRequest, iova: n
   });
   if (out.ssLevels > 0) Object.assign(context, { aw: out.aw, ssWidth: out.ssWidth, ssptr: out.ssptr });
   if (out.fsLevels > 0) Object.assign(context, { flpm: out.flpm, fsWidth: out.fsWidth, fsptr: out.fsptr });
-  // The unit keeps table roots as 32-bit payload words (VtdIommu #fetchConfig): mirror it, and say so.
+  // The unit keeps table roots as 32-bit payload words (vendor/payload-root.ts): a root at or
+  // above 4 GiB names no guest RAM, and its walk aborts at the first read.
   for (const [name, ptr] of [
     ['SLPTPTR', out.ssptr],
     ['FLPTPTR', out.fsptr],
   ] as const) {
-    if (ptr >= 2 ** 32) notes.push(`${name} ${hex(ptr)} is beyond 4 GiB: the unit walks ${hex(ptr % 2 ** 32)}`);
+    if (ptr >= 2 ** 32) notes.push(`${name} ${hex(ptr)} is beyond guest RAM: the walk aborts at its first read`);
   }
   const cfgs = vtdWalkConfigs(unit, out);
-  const ssRoot = out.ssptr % 2 ** 32;
-  const fsRoot = out.fsptr % 2 ** 32;
+  const ssRoot = payloadRoot(out.ssptr) >>> 0;
+  const fsRoot = payloadRoot(out.fsptr) >>> 0;
   const sink: TraceSink = { space, steps };
   const f = new WalkFault();
   let gpa: number;

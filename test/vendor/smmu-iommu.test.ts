@@ -200,6 +200,28 @@ describe('SMMUv3 unit: translation', () => {
     expect(s.unit.translate({ sid: SID }, PAGE + 0x15000, R)).toBeLessThan(0);
   });
 
+  it('a stage-2 root at or above 4 GiB aborts the walk (F_WALK_EABT) rather than wrapping into low guest RAM', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const s = setup(fd);
+    const s2 = new RadixPageTable(s.gp, s.frames, armS2Codec(armS2Config(24, 1)));
+    s2.map(0, 4 * 2 ** 20, (off) => off, R | W, false);
+    const ste: Partial<Ste> = {
+      valid: true,
+      config: STE_CONFIG.S2,
+      s2Vmid: VMID,
+      s2T0sz: 24,
+      s2Sl0: 1,
+      s2Tg: 0,
+      s2Ps: 5,
+      s2Aa64: true,
+      s2R: true,
+      s2Ttb: 2 ** 32 + s2.rootPa,
+    };
+    s.ste(SID, ste);
+    expect(s.unit.translate({ sid: SID }, 0x1000, R)).toBeLessThan(0);
+    expect(s.events()[0]).toMatchObject({ type: SMMU_EVT.F_WALK_EABT });
+  });
+
   it('stage 2 only, and nested: every CD and stage-1 table fetch goes through stage 2; TLBI_S12_VMALL drops nested entries', () => {
     fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
     const s = setup(fd);

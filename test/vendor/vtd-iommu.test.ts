@@ -114,6 +114,19 @@ describe('VT-d unit: translation (legacy mode)', () => {
     expect(g.unit.regs.queueHead).toBe(2 * 16);
   });
 
+  it('a second-stage root at or above 4 GiB aborts the walk rather than wrapping into low guest RAM', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const g = setup(fd);
+    g.mmio(VTD_REG.GCMD, GCMD.QIE | GCMD.TE);
+    const data = g.frames.alloc() * 4096;
+    g.pt.map(0x10_0000, 4096, (o) => data + o, R | W, false);
+    expect(g.unit.translate({ sid: SID }, 0x10_0000, R)).toBe(g.unit.ram.basePa + data);
+    // Device 0x11: the same table's address plus 4 GiB, where there is no RAM.
+    g.ctx(0x11, 2, { rootPa: 2 ** 32 + g.pt.rootPa } as RadixPageTable);
+    expect(g.unit.translate({ sid: 0x11 }, 0x10_0000, R)).toBeLessThan(0);
+    expect(g.unit.lastFaultReason).toBe(0x7); // a second-stage table read that aborted
+  });
+
   it('a wait whose status address is outside guest RAM completes without a write, and is counted', () => {
     fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
     const g = setup(fd);

@@ -16,6 +16,7 @@
  * there.
  */
 import type { Observable } from 'rxjs';
+import { payloadRoot } from '../payload-root.js';
 import {
   cacheAccess,
   ConfigCache,
@@ -446,9 +447,9 @@ export class SmmuIommu {
     p[P_KIND] = kind | (out.eats << EATS_SHIFT);
     p[P_TAG] = kind === KIND_BYPASS ? -1 : this.#tags.tagFor(this.#stage2 ? out.vmid : 0);
     p[P_ASID] = out.asid < 0 ? 0 : out.asid;
-    p[P_S2_ROOT] = out.s2Root | 0;
+    p[P_S2_ROOT] = payloadRoot(out.s2Root);
     p[P_S2_CFG] = out.s2Cfg;
-    p[P_TTB0] = out.ttb0 | 0;
+    p[P_TTB0] = payloadRoot(out.ttb0);
     p[P_TTB0_CFG] = out.ttb0Cfg;
     p[P_FLAGS] = out.flags;
     cache.fill(sid, key, 0, p, s0, c0, 999);

@@ -13,6 +13,7 @@
  * effect), until the guest clears FSTS.IQE and rings again.
  */
 import type { Observable } from 'rxjs';
+import { payloadRoot } from '../payload-root.js';
 import {
   cacheAccess,
   ConfigCache,
@@ -525,9 +526,9 @@ export class VtdIommu {
     if (r !== VTD_RESOLVED) return CFG_FAULT;
     const sm = out.scalable ? CFG.SCALABLE : 0;
     p[P_KIND] = out.type;
-    p[P_SS_ROOT] = out.ssptr | 0;
+    p[P_SS_ROOT] = payloadRoot(out.ssptr);
     p[P_SS_CFG] = out.ssLevels > 0 ? packWalkConfig(4 - out.ssLevels, out.ssWidth, this.#haw, sm) : 0;
-    p[P_FS_ROOT] = out.fsptr | 0;
+    p[P_FS_ROOT] = payloadRoot(out.fsptr);
     // First-stage walks set A and D as the hardware does; WPE = 0 lets supervisor writes ignore R/W.
     const fsFlags = sm | CFG.SET_AD | ((out.flags & CONFIG_FLAG.WPE) === 0 ? CFG.WP_OFF : 0);
     p[P_FS_CFG] = out.fsLevels > 0 ? packWalkConfig(4 - out.fsLevels, out.fsWidth, this.#haw, fsFlags) : 0;
