@@ -1,0 +1,214 @@
+/**
+ * The bench library (src/bench): its correctness gate must catch a dropped invalidation, its
+ * command stream must follow from the seed, and its figures (percentiles, spreads, comparisons)
+ * must say what they claim.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  BenchOptionError,
+  compareDocuments,
+  LatencyHistogram,
+  Prng,
+  resolveBenchOptions,
+  runOnce,
+  spread,
+  type BenchDocument,
+  type BenchResult,
+  type BenchRun,
+} from '../../src/bench/index.js';
+import { IovaSlots } from '../../src/bench/iova-slots.js';
+
+describe('the correctness gate', () => {
+  it.each(['vtd', 'smmu'] as const)(
+    '%s: invalidations dropped at the end of a run leave stale entries that the final probe finds',
+    async (vendor) => {
+      // 300 measured ops after 30 warm-up ones, one IOTLB invalidation each: drop the last 5.
+      const o = resolveBenchOptions({
+        vendor,
+        scenario: 'strict',
+        ops: 300,
+        liveEntries: 64,
+        dropInvalidationsFrom: 325,
+      });
+      const r = await runOnce(o);
+      expect(r.correctness.droppedInvalidations).toBe(5);
+      expect(r.correctness.ok).toBe(false);
+      expect(r.correctness.stale).toBeGreaterThan(0);
+      const probe = r.correctness.failures.filter((f) => f.when === 'final-probe');
+      expect(probe.length).toBeGreaterThan(0);
+      expect(probe[0]!.kind).toBe('stale');
+      expect(probe[0]!.message).toMatch(/IOVA 0x[0-9a-f]+ translated to PA 0x[0-9a-f]+ but the guest unmapped it/);
+    },
+  );
+
+  it('a DMA after a dropped invalidation reaches the old page: found during the run', async () => {
+    const o = resolveBenchOptions({
+      vendor: 'smmu',
+      scenario: 'strict',
+      ops: 300,
+      liveEntries: 16,
+      dropInvalidationsFrom: 0,
+    });
+    const r = await runOnce(o);
+    expect(r.correctness.ok).toBe(false);
+    expect(r.correctness.wrongAddress).toBeGreaterThan(0);
+    expect(r.correctness.failures[0]).toMatchObject({ kind: 'wrong-address', when: 'during-run' });
+  });
+
+  it('without DMA nothing is cached, so dropped invalidations harm nothing and the check passes', async () => {
+    const o = resolveBenchOptions({
+      vendor: 'vtd',
+      scenario: 'strict',
+      ops: 300,
+      dma: false,
+      dropInvalidationsFrom: 0,
+    });
+    const r = await runOnce(o);
+    expect(r.correctness.droppedInvalidations).toBe(330);
+    expect(r.correctness).toMatchObject({ ok: true, stale: 0, wrongAddress: 0, faults: 0 });
+  });
+
+  it.each(['strict', 'lazy', 'range', 'asid-churn', 'mixed', 'multi-guest'] as const)(
+    '%s passes the check on both vendors, every page ever mapped probed',
+    async (scenario) => {
+      for (const vendor of ['vtd', 'smmu'] as const) {
+        const r = await runOnce(resolveBenchOptions({ vendor, scenario, ops: 200, batch: 16 }));
+        expect(r.correctness, `${vendor} ${scenario}`).toMatchObject({
+          ok: true,
+          stale: 0,
+          wrongAddress: 0,
+          faults: 0,
+        });
+        expect(r.correctness.probedPages).toBeGreaterThan(0);
+      }
+    },
+  );
+});
+
+describe('the command stream', () => {
+  const shape = (r: BenchRun): number[] => [
+    r.commands,
+    r.barriers,
+    r.doorbells,
+    r.cache.fills,
+    r.cache.invalidated,
+    r.correctness.probedPages,
+    r.correctness.checkedDuringRun,
+  ];
+
+  it('follows from the seed: the same seed, the same commands; another seed, others', async () => {
+    const run = (seed: number): Promise<BenchRun> =>
+      runOnce(resolveBenchOptions({ vendor: 'smmu', scenario: 'mixed', ops: 300, seed }));
+    const [a, b, c] = [await run(3), await run(3), await run(4)];
+    expect(shape(a)).toEqual(shape(b));
+    expect(shape(c)).not.toEqual(shape(a));
+  });
+
+  it('lazy: one barrier per --batch unmaps', async () => {
+    const r = await runOnce(
+      resolveBenchOptions({ vendor: 'vtd', scenario: 'lazy', ops: 640, warmupOps: 0, batch: 64 }),
+    );
+    // The initial population fills no flush queue; every 64th unmap after it drains one.
+    expect(r.barriers).toBe(640 / 64 - 1);
+  });
+
+  it('open loop: operations start on their schedule', async () => {
+    const r = await runOnce(resolveBenchOptions({ vendor: 'vtd', scenario: 'strict', ops: 200, rate: 10000 }));
+    expect(r.schedule?.rate).toBe(10000);
+    expect(r.wallMs).toBeGreaterThanOrEqual(19.9);
+  });
+});
+
+describe('figures', () => {
+  it('Prng: a sequence that follows from the seed, and integers in range', () => {
+    const a = new Prng(42);
+    const b = new Prng(42);
+    const xs = Array.from({ length: 100 }, () => a.next());
+    expect(Array.from({ length: 100 }, () => b.next())).toEqual(xs);
+    expect(new Prng(43).next()).not.toBe(xs[0]);
+    const r = new Prng(1);
+    for (let i = 0; i < 1000; i++) {
+      const v = r.below(7);
+      expect(Number.isInteger(v) && v >= 0 && v < 7).toBe(true);
+    }
+  });
+
+  it('LatencyHistogram: percentiles within a bucket (±4.5 %) of the exact ones', () => {
+    const h = new LatencyHistogram();
+    const samples: number[] = [];
+    for (let i = 1; i <= 10000; i++) {
+      const ns = 1000 + ((i * 7919) % 10000) * 10;
+      samples.push(ns);
+      h.record(ns);
+    }
+    samples.sort((x, y) => x - y);
+    const s = h.summary();
+    expect(s.samples).toBe(10000);
+    for (const [q, got] of [
+      [0.5, s.p50],
+      [0.99, s.p99],
+      [0.999, s.p999],
+    ] as const) {
+      const exact = samples[Math.ceil(q * samples.length) - 1]! / 1000;
+      expect(Math.abs(got / exact - 1)).toBeLessThan(0.045);
+    }
+    expect(s.min).toBe(1);
+    expect(h.buckets(2).reduce((n, b) => n + b.count, 0)).toBe(10000);
+  });
+
+  it('spread: the median of an even count is the mean of the middle two', () => {
+    expect(spread([4, 1, 3, 2])).toEqual({ median: 2.5, min: 1, max: 4 });
+  });
+
+  it('IovaSlots: a lazily unmapped slot is reused only after the flush queue drained', () => {
+    const s = new IovaSlots(2);
+    const rng = new Prng(1);
+    const first = s.takeFree(rng);
+    s.takeFree(rng);
+    s.releaseLive(s.liveAt(0) === first ? 0 : 1, true);
+    expect(() => s.takeFree(rng)).toThrow(RangeError);
+    s.settlePending();
+    expect(s.takeFree(rng)).toBe(first);
+  });
+
+  it('options out of range are BenchOptionErrors', () => {
+    expect(() => resolveBenchOptions({ vendor: 'vtd', shards: 0 })).toThrow(BenchOptionError);
+    expect(() => resolveBenchOptions({ vendor: 'vtd', scenario: 'range', liveEntries: 1 << 20 })).toThrow(/do not fit/);
+  });
+
+  it('compareDocuments: a change outside both noise bands has a verdict, inside them it is noise', () => {
+    const o = resolveBenchOptions({ vendor: 'vtd' });
+    const band = (median: number, min: number, max: number) => ({ median, min, max });
+    const result = (cps: ReturnType<typeof band>, p99: ReturnType<typeof band>): BenchResult => {
+      const s = band(1, 1, 1);
+      return {
+        vendor: 'vtd',
+        scenario: 'strict',
+        options: o,
+        workload: '',
+        summary: {
+          commandsPerSecond: cps,
+          barriersPerSecond: s,
+          opsPerSecond: s,
+          barrierP50Us: s,
+          barrierP99Us: p99,
+          barrierP999Us: s,
+          iotlbHitRate: s,
+          overInvalidations: s,
+        },
+        runs: [{}, {}, {}] as BenchRun[],
+        ok: true,
+      };
+    };
+    const doc = (r: BenchResult): BenchDocument =>
+      ({ tool: 'ioasid bench', schema: 1, results: [r] }) as unknown as BenchDocument;
+    const cmp = compareDocuments(
+      doc(result(band(100, 95, 105), band(10, 9, 11))),
+      doc(result(band(150, 140, 160), band(10.5, 9.5, 12))),
+    );
+    const row = (m: string) => cmp.rows.find((r) => r.metric === m)!;
+    expect(row('commandsPerSecond')).toMatchObject({ verdict: 'better', change: 0.5 });
+    expect(row('barrierP99Us').verdict).toBe('within noise');
+    expect(cmp.unmatched).toEqual([]);
+  });
+});
