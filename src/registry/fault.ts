@@ -91,6 +91,8 @@ export class FaultQueue {
   #destroyed = false;
   readonly #faults = new Subject<readonly PageFaultRecord[]>();
   readonly #answers = new Subject<GroupAnswer>();
+  /** Who waits for the answer to a group, by device id, then {@link groupKey}: what the device's DMA resumes on. */
+  readonly #waiters = new Map<number, Map<number, (code: number) => void>>();
   readonly #onClose: () => void;
   /** Each group as it is queued, as the records a read would return (cookie 0: not read yet). */
   readonly faults$: Observable<readonly PageFaultRecord[]> = this.#faults.asObservable();
@@ -248,6 +250,21 @@ export class FaultQueue {
     return n;
   }
 
+  /**
+   * Calls `done` with the answer to group (`devId`, `pasid`, `grpid`) once it is answered (by a
+   * write or an auto-response; INVALID if the queue is destroyed first). One waiter per group: a
+   * device holds a group index until its answer. Register before the group can be answered.
+   */
+  onAnswer(devId: number, pasid: number, grpid: number, done: (code: number) => void): void {
+    if (this.#destroyed) {
+      done(PAGE_RESPONSE.Invalid);
+      return;
+    }
+    let mine = this.#waiters.get(devId);
+    if (mine === undefined) this.#waiters.set(devId, (mine = new Map()));
+    mine.set(groupKey(pasid, grpid), done);
+  }
+
   /** The object is destroyed: everything pending is answered INVALID and the streams complete. */
   destroy(): void {
     if (this.#destroyed) return;
@@ -255,6 +272,9 @@ export class FaultQueue {
     for (const g of this.#queued.splice(0)) this.#auto(g);
     for (const g of this.#awaiting.values()) this.#auto(g);
     this.#awaiting.clear();
+    // Waiters whose group was never reported (or is still collecting pages) fail too.
+    for (const mine of this.#waiters.values()) for (const done of mine.values()) done(PAGE_RESPONSE.Invalid);
+    this.#waiters.clear();
     this.#faults.complete();
     this.#answers.complete();
   }
@@ -265,6 +285,14 @@ export class FaultQueue {
   }
 
   #answer(g: Group, code: number, auto: boolean): void {
+    const mine = this.#waiters.get(g.dev.id);
+    const key = groupKey(g.pasid, g.grpid);
+    const done = mine?.get(key);
+    if (done !== undefined) {
+      mine!.delete(key);
+      done(code);
+    }
+    if (!this.#answers.observed) return;
     this.#answers.next({
       devId: g.dev.id,
       pasid: g.pasid,
@@ -293,6 +321,11 @@ export class FaultQueue {
   #live(): void {
     if (this.#closed) throw new IommufdError('EBADF', `fault queue ${this.id} is closed`);
   }
+}
+
+/** A number naming (PASID or -1, group index) within a device: 21 + 16 bits. */
+function groupKey(pasid: number, grpid: number): number {
+  return (pasid + 1) * 65536 + grpid;
 }
 
 function records(g: Group): PageFaultRecord[] {
@@ -376,12 +409,23 @@ export function reportPageFault(
   const fault = hwpt?.fault;
   if (hwpt === undefined || fault === undefined)
     throw new IommufdError('ENODEV', `device ${dev.id} has no fault-capable domain attached there`);
-  const key = `${dev.id}:${pasid}:${f.grpid}`;
-  let faults = fault.partial.get(key);
-  if (faults === undefined) fault.partial.set(key, (faults = []));
-  faults.push({ addr: f.addr, perm: f.perm });
-  if (!f.last) return fault.queue;
-  fault.partial.delete(key);
+  const one = { addr: f.addr, perm: f.perm };
+  let mine = fault.partial.get(dev.id);
+  const key = groupKey(pasid, f.grpid);
+  const earlier = mine?.get(key);
+  // A one-page group (the common case) never enters the partial map.
+  if (f.last && earlier === undefined) {
+    fault.queue.enqueue(dev, pasid, f.grpid, hwpt, [one]);
+    return fault.queue;
+  }
+  const faults = earlier ?? [];
+  faults.push(one);
+  if (!f.last) {
+    if (mine === undefined) fault.partial.set(dev.id, (mine = new Map()));
+    mine.set(key, faults);
+    return fault.queue;
+  }
+  mine!.delete(key);
   fault.queue.enqueue(dev, pasid, f.grpid, hwpt, faults);
   return fault.queue;
 }
@@ -390,6 +434,8 @@ export function reportPageFault(
 export function faultDetach(dev: DeviceObject, pasid: number, old: AttachableHwpt): void {
   const fault = old.fault;
   if (fault === undefined) return;
-  for (const key of [...fault.partial.keys()]) if (key.startsWith(`${dev.id}:${pasid}:`)) fault.partial.delete(key);
+  const mine = fault.partial.get(dev.id);
+  if (mine !== undefined)
+    for (const key of [...mine.keys()]) if (Math.floor(key / 65536) === pasid + 1) mine.delete(key);
   fault.queue.autoRespond(dev, pasid, old);
 }

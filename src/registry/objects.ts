@@ -241,8 +241,8 @@ export interface FaultObject extends ObjectBase {
   type: 'fault';
   /** The VMM's handle (the kernel's anon fd), which holds one reference until it is closed. */
   queue: FaultQueue;
-  /** Groups still collecting faults (no last page yet), by "device:pasid:grpid". */
-  partial: Map<string, { addr: bigint; perm: number }[]>;
+  /** Groups still collecting faults (no last page yet), by device id, then (PASID + 1) × 2^16 + group index. */
+  partial: Map<number, Map<number, { addr: bigint; perm: number }[]>>;
 }
 
 /** Any object. */

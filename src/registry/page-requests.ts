@@ -3,8 +3,7 @@
  * PRI's 9-bit Page Request Group Index, or the SMMUv3 stall model's 16-bit STAG, one per stalled
  * transaction), and the answer to a group on its FAULT object's queue.
  */
-import { filter, take } from 'rxjs';
-import { PAGE_RESPONSE, type FaultQueue } from './fault.js';
+import type { FaultQueue } from './fault.js';
 
 /** The two recoverable-fault models: PRI page-request groups, or one stalled transaction per fault (SMMUv3 stall). */
 export type IopfModel = 'pri' | 'stall';
@@ -51,21 +50,5 @@ export class RequestTags {
  * be answered (the report and this call in the same tick).
  */
 export function awaitAnswer(queue: FaultQueue, devId: number, pasid: number, grpid: number): Promise<number> {
-  return new Promise<number>((resolve) => {
-    let answered = false;
-    queue.answers$
-      .pipe(
-        filter((a) => a.devId === devId && a.pasid === pasid && a.grpid === grpid),
-        take(1),
-      )
-      .subscribe({
-        next: (a) => {
-          answered = true;
-          resolve(a.code);
-        },
-        complete: () => {
-          if (!answered) resolve(PAGE_RESPONSE.Invalid);
-        },
-      });
-  });
+  return new Promise<number>((resolve) => queue.onAnswer(devId, pasid, grpid, resolve));
 }
