@@ -21,6 +21,7 @@ export const REPLAY_ERRORS = {
         (stderr.trim() !== '' ? `: ${stderr.trim().split('\n')[0]!}` : ''),
     ),
   vendor: (v: string) => new IommufdError('EINVAL', `vendor must be 'vtd' or 'smmuv3', got ${v}`),
+  target: (v: string) => new IommufdError('EINVAL', `target must be 'ioasid' or 'qemu', got ${v}`),
   option: (name: string, v: unknown, range: string) =>
     new IommufdError('EINVAL', `${name} must be ${range}, got ${String(v)}`),
   noVendor: () =>

@@ -8,7 +8,12 @@
  * configured as QEMU was in the captures (VT-d: 39-bit address width, interrupt remapping;
  * scalable mode with device-TLBs; SMMUv3: stage 1 with range invalidation), and brought up by
  * the guest driver model; the vendor replayers (vtd-replayer.ts, smmu-replayer.ts) do the rest.
+ *
+ * The target: this project's units (`Iommufd.vtdCreate` / `smmuCreate`), or the QEMU-style
+ * baseline (src/baseline) built with the same options (the baseline SMMUv3 keeps QEMU 7.2's ID
+ * registers for what the options leave open); the same guest and replayers run on either.
  */
+import { QemuSmmuUnit, QemuVtdUnit, type QemuSmmuStats, type QemuVtdStats } from '../baseline/index.js';
 import { Iommufd } from '../iommufd.js';
 import { Bad, LineCounts } from './counts.js';
 import { EVENT_SPECS, Ev } from './events.js';
@@ -19,6 +24,7 @@ import { SmmuTraceGuest } from './smmu-guest.js';
 import { SmmuReplayer } from './smmu-replayer.js';
 import { LineCutter, openTrace, type TraceSource } from './trace-input.js';
 import type { ReplayOptions, ReplayResult, TraceVendor } from './types.js';
+import { REPLAY_TARGETS, type ReplayTarget } from './units.js';
 import { VtdTraceGuest } from './vtd-guest.js';
 import { VtdReplayer } from './vtd-replayer.js';
 
@@ -61,28 +67,71 @@ class UnitDetector {
 
 /** The unit, its guest and its replayer. */
 interface Rig {
-  readonly fd: Iommufd;
   readonly replayer: TraceReplayer;
   readonly vendor: TraceVendor;
+  /** The baseline unit's counters (target 'qemu'), else undefined. */
+  baselineStats(): QemuVtdStats | QemuSmmuStats | undefined;
+  close(): Promise<void>;
 }
 
-function buildRig(vendor: TraceVendor, scalable: boolean, guestRamBytes: number, counts: LineCounts): Rig {
+/** The VT-d unit options of the captures (QEMU `intel-iommu,intremap=on,aw-bits=39`, and the SM runs). */
+function vtdOptions(scalable: boolean, guestRamBytes: number) {
+  return {
+    guestRamBytes,
+    addressWidth: 39,
+    interruptRemapping: true,
+    scalableMode: scalable,
+    deviceTlb: scalable,
+  } as const;
+}
+
+function buildRig(
+  target: ReplayTarget,
+  vendor: TraceVendor,
+  scalable: boolean,
+  guestRamBytes: number,
+  counts: LineCounts,
+): Rig {
+  if (target === 'qemu') {
+    if (vendor === 'vtd') {
+      const unit = new QemuVtdUnit(vtdOptions(scalable, guestRamBytes));
+      return baselineRig(unit, vendor, () => new VtdReplayer(new VtdTraceGuest(unit, scalable), counts, scalable));
+    }
+    const unit = new QemuSmmuUnit({ guestRamBytes, ril: true });
+    return baselineRig(unit, vendor, () => new SmmuReplayer(new SmmuTraceGuest(unit), counts));
+  }
   const fd = Iommufd.open({ memoryBytes: guestRamBytes + HOST_MEMORY_EXTRA });
   try {
-    if (vendor === 'vtd') {
-      const unit = fd.vtdCreate({
-        guestRamBytes,
-        addressWidth: 39,
-        interruptRemapping: true,
-        scalableMode: scalable,
-        deviceTlb: scalable,
-      });
-      return { fd, vendor, replayer: new VtdReplayer(new VtdTraceGuest(unit, scalable), counts, scalable) };
-    }
-    const unit = fd.smmuCreate({ guestRamBytes, ril: true });
-    return { fd, vendor, replayer: new SmmuReplayer(new SmmuTraceGuest(unit), counts) };
+    const replayer =
+      vendor === 'vtd'
+        ? new VtdReplayer(
+            new VtdTraceGuest(fd.vtdCreate(vtdOptions(scalable, guestRamBytes)), scalable),
+            counts,
+            scalable,
+          )
+        : new SmmuReplayer(new SmmuTraceGuest(fd.smmuCreate({ guestRamBytes, ril: true })), counts);
+    return { replayer, vendor, baselineStats: () => undefined, close: () => fd.close() };
   } catch (e) {
     void fd.close();
+    throw e;
+  }
+}
+
+/** A rig over a baseline unit; the unit is closed if the guest cannot be brought up. */
+function baselineRig(unit: QemuVtdUnit | QemuSmmuUnit, vendor: TraceVendor, makeReplayer: () => TraceReplayer): Rig {
+  try {
+    const replayer = makeReplayer();
+    return {
+      replayer,
+      vendor,
+      baselineStats: () => unit.stats(),
+      close: () => {
+        unit.close();
+        return Promise.resolve();
+      },
+    };
+  } catch (e) {
+    unit.close();
     throw e;
   }
 }
@@ -90,6 +139,8 @@ function buildRig(vendor: TraceVendor, scalable: boolean, guestRamBytes: number,
 function checkOptions(opts: ReplayOptions): void {
   if (opts.vendor !== undefined && opts.vendor !== 'vtd' && opts.vendor !== 'smmuv3')
     throw REPLAY_ERRORS.vendor(String(opts.vendor));
+  if (opts.target !== undefined && !REPLAY_TARGETS.includes(opts.target))
+    throw REPLAY_ERRORS.target(String(opts.target));
   const ram = opts.guestRamBytes;
   if (ram !== undefined && !(Number.isInteger(ram) && ram >= MIN_GUEST_RAM && ram % 4096 === 0 && ram <= 2 ** 31))
     throw REPLAY_ERRORS.option('guestRamBytes', ram, 'a multiple of 4096 in [16 MiB, 2 GiB]');
@@ -111,6 +162,7 @@ export async function replayTrace(source: TraceSource, opts: ReplayOptions = {})
   const guestRam = opts.guestRamBytes ?? DEFAULT_GUEST_RAM;
   const every = opts.progressEveryLines ?? DEFAULT_PROGRESS_LINES;
   const onProgress = opts.onProgress;
+  const target = opts.target ?? 'ioasid';
   const counts = new LineCounts();
   const ev = new TraceEvent();
   let lines = 0;
@@ -133,9 +185,12 @@ export async function replayTrace(source: TraceSource, opts: ReplayOptions = {})
   const detect = new LineCutter((buf, start, end) => detector.line(buf, start, end));
   const held: Uint8Array[] = [];
   let rig: Rig | undefined;
+  let setupMs = 0;
   const start = (): void => {
     if (detector.vendor === undefined) throw REPLAY_ERRORS.noVendor();
-    rig = buildRig(detector.vendor, detector.scalable ?? false, guestRam, counts);
+    const s0 = performance.now();
+    rig = buildRig(target, detector.vendor, detector.scalable ?? false, guestRam, counts);
+    setupMs = performance.now() - s0;
     replayer = rig.replayer;
     for (const chunk of held) cutter.push(chunk);
     held.length = 0;
@@ -165,6 +220,7 @@ export async function replayTrace(source: TraceSource, opts: ReplayOptions = {})
     const perSecond = (n: number): number => (wallMs > 0 ? (n * 1000) / wallMs : 0);
     const maps = r.mappingCounts();
     const records = counts.records();
+    const baseline = rig!.baselineStats();
     return {
       file: input.name,
       vendor: rig!.vendor,
@@ -186,14 +242,17 @@ export async function replayTrace(source: TraceSource, opts: ReplayOptions = {})
       setup: r.setup(),
       throughput: {
         wallMs,
+        setupMs,
         commandsPerSecond: perSecond(c.commands),
         doorbellsPerSecond: perSecond(c.doorbells),
         linesPerSecond: perSecond(lines),
       },
+      target,
+      ...(baseline !== undefined ? { baseline } : {}),
     };
   } finally {
     // Stops a decompressor that is still running (an error, or an abort, mid-file).
     await (input.chunks as AsyncGenerator<Uint8Array>).return?.(undefined);
-    await rig?.fd.close();
+    await rig?.close();
   }
 }

@@ -15,8 +15,8 @@ import { armS1Codec, armS1Config, RadixPageTable } from '../pgtable/index.js';
 import { GERROR, OAS_ENCODING, SMMU_REG } from '../vendor/smmuv3/regs-defs.js';
 import { Cd, CD, encodeCd, TG0 } from '../vendor/smmuv3/structures-cd.js';
 import { S1DSS, S1FMT, Ste, STE_CONFIG } from '../vendor/smmuv3/structures.js';
-import type { SmmuIommu } from '../vendor/smmuv3/iommu.js';
 import { ReplayDomain } from './mappings.js';
+import type { ReplayUnit } from './units.js';
 
 /** The stage-1 input size Linux uses (VA_BITS 48): T0SZ 16. */
 const S1_T0SZ = 16;
@@ -42,8 +42,8 @@ export interface IssueOutcome {
 
 /** The replay's SMMUv3 guest over one unit. */
 export class SmmuTraceGuest {
-  /** The unit. */
-  readonly unit: SmmuIommu;
+  /** The unit (this project's, or the QEMU-style baseline). */
+  readonly unit: ReplayUnit;
   /** The driver model that brought the unit up and owns its command queue. */
   readonly driver: SmmuGuestDriver;
   readonly #cd = new Int32Array(CD.WORDS);
@@ -52,7 +52,7 @@ export class SmmuTraceGuest {
   readonly #result: IssueOutcome = { rejected: 0, drained: true };
 
   /** Brings `unit` up with the driver model. */
-  constructor(unit: SmmuIommu) {
+  constructor(unit: ReplayUnit) {
     this.unit = unit;
     this.driver = new SmmuGuestDriver(unit, { policy: 'strict', cmdqBits: CMDQ_BITS });
     this.driver.probe();

@@ -2,6 +2,8 @@
  * The replay's public types: its options, its progress reports and its result, whose top-level
  * fields are the ones `ioasid replay --json` prints (issue 7, item 3).
  */
+import type { QemuSmmuStats, QemuVtdStats } from '../baseline/index.js';
+import type { ReplayTarget } from './units.js';
 
 /** The unit a trace drives. */
 export type TraceVendor = 'vtd' | 'smmuv3';
@@ -35,6 +37,11 @@ export interface ReplayOptions {
   guestRamBytes?: number;
   /** Stops the replay (it rejects with EIO) at the next chunk of input. */
   signal?: AbortSignal;
+  /**
+   * The units to replay on: this project's ('ioasid', the default) or the QEMU-style baseline
+   * ('qemu', src/baseline), with the same guest and the same input.
+   */
+  target?: ReplayTarget;
 }
 
 /** Counts by kind. Keys are stable strings; a key absent means 0. */
@@ -112,6 +119,8 @@ export interface ReplaySetup {
 export interface ReplayThroughput {
   /** Wall time from the first byte read to the last line, ms. */
   readonly wallMs: number;
+  /** Part of `wallMs` spent building the unit and bringing the guest up, ms. */
+  readonly setupMs: number;
   /** Commands replayed per second of wall time. */
   readonly commandsPerSecond: number;
   /** Doorbells per second of wall time. */
@@ -144,4 +153,8 @@ export interface ReplayResult {
   readonly translations: ReplayTranslations;
   readonly setup: ReplaySetup;
   readonly throughput: ReplayThroughput;
+  /** The units it ran on. */
+  readonly target: ReplayTarget;
+  /** Target 'qemu': the baseline unit's counters (IOTLB hits, capacity flushes, scans, …). */
+  readonly baseline?: QemuVtdStats | QemuSmmuStats;
 }

@@ -25,8 +25,8 @@ import {
   encodeRootEntry,
   RootEntry,
 } from '../vendor/vtd/structures.js';
-import type { VtdIommu } from '../vendor/vtd/iommu.js';
 import { ReplayDomain } from './mappings.js';
+import type { ReplayUnit } from './units.js';
 
 /** Word 0 of a wait descriptor: SW (status write). */
 const WAIT_SW = 1 << 5;
@@ -43,8 +43,8 @@ export interface RingOutcome {
 
 /** The replay's VT-d guest over one unit. */
 export class VtdTraceGuest {
-  /** The unit. */
-  readonly unit: VtdIommu;
+  /** The unit (this project's, or the QEMU-style baseline). */
+  readonly unit: ReplayUnit;
   /** The driver model that brought the unit up (its page allocator is the guest's). */
   readonly driver: VtdGuestDriver;
   /** 256-bit descriptors. */
@@ -72,7 +72,7 @@ export class VtdTraceGuest {
   readonly #result: RingOutcome = { rejected: 0, lostWaits: 0 };
 
   /** Brings `unit` up with the driver model, in scalable mode or legacy mode. */
-  constructor(unit: VtdIommu, scalable: boolean) {
+  constructor(unit: ReplayUnit, scalable: boolean) {
     this.unit = unit;
     this.driver = new VtdGuestDriver(unit, { mode: scalable ? 'scalable' : 'legacy', policy: 'strict' });
     this.driver.probe();
