@@ -88,8 +88,23 @@ export {
 } from './guest/smmuv3/index.js';
 export {
   VtdGuestDriver,
+  GuestPageRequestQueue,
+  pageGroupResponse,
   type VtdAttachOptions,
   type VtdFaultRecord,
   type VtdGuestDriverOptions,
   type VtdGuestStats,
+  type VtdPageFaultHandler,
+  type VtdPageRequestOptions,
+  type VtdPageRequest,
+  type VtdPageRequestGroup,
+  type VtdPrqHandlerStats,
 } from './guest/vtd/index.js';
+export {
+  PRG_RESPONSE,
+  PageRequestDescriptor,
+  encodePageRequest,
+  decodePageRequest,
+} from './vendor/vtd/page-request.js';
+export type { VtdDmaTransfer } from './vendor/vtd/pri-dma.js';
+export type { VtdPrqStats } from './vendor/vtd/prq.js';

@@ -20,7 +20,12 @@
  *   invalidations become PASID-based ones (`qi_flush_piotlb`); one deviation: a mask above
  *   CAP.MAMV, which Linux would send as it is (and the unit reject with IQE), falls back to the
  *   PASID-selective form.
+ * - page requests (ECAP.PRS): `enablePageRequests` sets up the page request queue, devices
+ *   attached with `pri` get PRE in their context entry, and each complete page request group is
+ *   demand-paged: the handler picks a guest page, the driver maps it in the device's domain and
+ *   answers with a page group response (prq.ts).
  */
+import type { Observable, Subscription } from 'rxjs';
 import { drainFlushQueues, pendingFlushes } from '../flush-queue.js';
 import { FrameAllocator } from '../../memory/index.js';
 import { RadixPageTable, vtdSecondStageCodec, x86FirstStageCodec } from '../../pgtable/index.js';
@@ -44,6 +49,7 @@ import {
 import { encodePasidDirEntry, encodePasidEntry, FLPM, PasidEntry, PGTT } from '../../vendor/vtd/structures-pasid.js';
 import { DRIVER_ERRORS } from './errors.js';
 import {
+  pageGroupResponse,
   contextCacheDevice,
   contextCacheGlobal,
   DEV_TLB_ALL_MASK,
@@ -60,6 +66,14 @@ import {
   type QueuedDescriptor,
 } from './invalidations.js';
 import { InvalidationQueue, type QueueStats, type VtdUnitPort } from './queue.js';
+import {
+  GuestPageRequestQueue,
+  PRQ_ORDER,
+  type VtdPageRequest,
+  type VtdPageRequestGroup,
+  type VtdPrqHandlerStats,
+} from './prq.js';
+import { PRG_RESPONSE } from '../../vendor/vtd/page-request.js';
 
 /** Options of the driver model. */
 export interface VtdGuestDriverOptions {
@@ -93,6 +107,25 @@ export interface VtdAttachOptions {
   did: number;
   /** The device has ATS: its translations are cached in a device TLB (used only with ECAP.DT). */
   ats?: boolean;
+  /** The device has PRI: PRE in its context entry (scalable mode, page requests enabled). */
+  pri?: boolean;
+}
+
+/**
+ * The demand-paging policy of page requests: the guest-physical page to map at `request.address`
+ * (read and write), or undefined to answer the group Invalid Request. The default takes a fresh
+ * zeroed page from the driver's allocator, as an anonymous fault would.
+ */
+export type VtdPageFaultHandler = (request: VtdPageRequest) => number | undefined;
+
+/** Options of {@link VtdGuestDriver.enablePageRequests}. */
+export interface VtdPageRequestOptions {
+  /** The demand-paging policy; default: a fresh zeroed page. */
+  handler?: VtdPageFaultHandler;
+  /** PQA.PQS: the queue is 2^order pages of 128 descriptors; default Linux's PRQ_ORDER (4). */
+  order?: number;
+  /** The unit's interrupts: the handler runs on each page request event (else call `handlePageRequests`). */
+  interrupts?: Observable<{ readonly kind: string }>;
 }
 
 /** What probe() read from CAP and ECAP. */
@@ -122,6 +155,8 @@ export interface VtdGuestCaps {
   readonly scalable: boolean;
   /** ECAP.FLTS. */
   readonly firstStage: boolean;
+  /** ECAP.PRS. */
+  readonly pageRequests: boolean;
 }
 
 /** A fault the driver read (and cleared) from the fault recording registers (`dmar_fault`). */
@@ -152,6 +187,10 @@ export interface VtdGuestStats extends QueueStats {
   /** Lazy policy: unmaps deferred to the flush queue, and drains of it. */
   deferredUnmaps: number;
   flushQueueDrains: number;
+  /** Page group responses submitted. */
+  pageResponses: number;
+  /** The page request handler's counters (zero until page requests are enabled). */
+  prq: VtdPrqHandlerStats;
 }
 
 /** An unmapped range waiting for the lazy flush, with the table pages it freed. */
@@ -180,6 +219,8 @@ interface Device {
   readonly domain: Domain;
   /** ATS enabled (the device was attached with `ats` and the unit has ECAP.DT). */
   readonly ats: boolean;
+  /** PRI enabled: PRE in the context entry. */
+  readonly pri: boolean;
 }
 
 /** PDTS of Linux's order-0 PASID directory: 2^(2+7) = 512 entries, one page (`context_get_sm_pds`). */
@@ -210,6 +251,14 @@ export class VtdGuestDriver {
   #root = 0;
   /** Table pages freed while an unmap runs: they are released only after the flush. */
   #collecting: number[] | undefined;
+  #prq: GuestPageRequestQueue | undefined;
+  readonly #zeroedPage: VtdPageFaultHandler = () => {
+    const gpa = this.frames.alloc() * 4096;
+    this.#unit.guest.u8.fill(0, gpa, gpa + 4096);
+    return gpa;
+  };
+  #prqHandler: VtdPageFaultHandler = this.#zeroedPage;
+  #prqSubscription: Subscription | undefined;
   readonly #counts = {
     submissions: 0,
     contextGlobal: 0,
@@ -222,6 +271,7 @@ export class VtdGuestDriver {
     devTlb: 0,
     deferredUnmaps: 0,
     flushQueueDrains: 0,
+    pageResponses: 0,
   };
 
   /** A driver for `unit`; nothing touches the unit until {@link probe}. */
@@ -281,7 +331,19 @@ export class VtdGuestDriver {
       queueErrors: 0,
       restarts: 0,
     };
-    return { ...q, ...this.#counts };
+    const prq = this.#prq?.stats ?? {
+      runs: 0,
+      requests: 0,
+      groups: 0,
+      success: 0,
+      invalid: 0,
+      failure: 0,
+      stopMarkers: 0,
+      badRequests: 0,
+      overflowsCleared: 0,
+      discarded: 0,
+    };
+    return { ...q, ...this.#counts, prq: { ...prq } };
   }
 
   // ---- probe (init_dmars) --------------------------------------------------------------------
@@ -327,6 +389,7 @@ export class VtdGuestDriver {
       deviceTlb: (ecap & ECAP.DT) !== 0n,
       scalable: smts,
       firstStage: flts,
+      pageRequests: (ecap & ECAP.PRS) !== 0n,
     };
     this.#firstLevel = fl;
     this.#drain = { dr: (cap & CAP.DRD) !== 0n ? 1 : 0, dw: (cap & CAP.DWD) !== 0n ? 1 : 0 };
@@ -395,6 +458,8 @@ export class VtdGuestDriver {
     }
     const domain = this.#domains.get(did) ?? this.#createDomain(did);
     const ats = opts.ats === true && caps.deviceTlb;
+    const pri = opts.pri === true;
+    if (pri && this.#prq === undefined) throw DRIVER_ERRORS.prqOff();
     const entry = this.#contextEntryAddress(sid);
     if (this.#scalable) {
       this.#setupPasidEntry(domain);
@@ -405,6 +470,7 @@ export class VtdGuestDriver {
         pasidDirPtr: dir,
         ridPasid: RID_PASID,
         dte: ats,
+        pre: pri,
       });
       this.#publish(entry, encodeSmContextEntry(ce, this.#scratch), 8);
     } else {
@@ -421,7 +487,7 @@ export class VtdGuestDriver {
       this.#submit([contextCacheDevice(0, sid)]);
       this.#submit([iotlbDomain(did, this.#drain)]);
     }
-    this.#devices.set(sid, { sid, domain, ats });
+    this.#devices.set(sid, { sid, domain, ats, pri });
     domain.devices.add(sid);
   }
 
@@ -655,6 +721,85 @@ export class VtdGuestDriver {
         c.pasidCache++;
         break;
     }
+  }
+
+  // ---- page requests (prq.c, the iopf layer) -------------------------------------------------
+
+  /**
+   * `intel_iommu_enable_prq` (Linux does it at probe when the unit has ECAP.PRS): the page request
+   * queue, PQH/PQT/PQA, the event unmasked; with `interrupts`, the handler runs on each page
+   * request event. Needs scalable mode and ECAP.PRS (EOPNOTSUPP); once (EBUSY).
+   */
+  enablePageRequests(opts: VtdPageRequestOptions = {}): void {
+    const caps = this.caps;
+    if (!this.#scalable || !caps.pageRequests) throw DRIVER_ERRORS.noPrs();
+    if (this.#prq !== undefined) throw DRIVER_ERRORS.prqOn();
+    const order = opts.order ?? PRQ_ORDER;
+    if (!Number.isInteger(order) || order < 0 || order > 7)
+      throw DRIVER_ERRORS.option('order', order, 'an integer in [0, 7]');
+    if (opts.handler !== undefined) this.#prqHandler = opts.handler;
+    const prq = new GuestPageRequestQueue(
+      this.#unit,
+      this.frames,
+      {
+        handleGroup: (g) => this.#demandPage(g),
+        respond: (sid, pasid, prgi, code) => {
+          this.#counts.pageResponses++;
+          this.#submit([pageGroupResponse(sid, pasid, prgi, code)]);
+        },
+      },
+      order,
+    );
+    this.#prq = prq;
+    prq.enable();
+    this.#prqSubscription = opts.interrupts?.subscribe((irq) => {
+      if (irq.kind === 'page-request') prq.run();
+    });
+  }
+
+  /** The guest's page request queue (ENODEV before {@link enablePageRequests}). */
+  get pageRequestQueue(): GuestPageRequestQueue {
+    if (this.#prq === undefined) throw DRIVER_ERRORS.prqOff();
+    return this.#prq;
+  }
+
+  /** `prq_event_thread`, as on the interrupt or a poll: returns the descriptors read. */
+  handlePageRequests(): number {
+    return this.pageRequestQueue.run();
+  }
+
+  /**
+   * A complete group of a device with PRI, as the SVA fault handler serves it: each page gets the
+   * handler's guest page mapped read-write in the device's domain (a page already mapped counts
+   * as served). A request without PASID or with RID_PASID targets the device's DMA domain; an
+   * unknown requester, another PASID, a refusal of the handler or a failed map answer the group
+   * Invalid Request.
+   */
+  #demandPage(group: VtdPageRequestGroup): number {
+    const dev = this.#devices.get(group.sid);
+    if (dev === undefined || !dev.pri || (group.pasid !== -1 && group.pasid !== RID_PASID))
+      return PRG_RESPONSE.InvalidRequest;
+    for (const req of group.pages) {
+      const gpa = this.#prqHandler(req);
+      if (gpa === undefined) return PRG_RESPONSE.InvalidRequest;
+      try {
+        this.map(group.sid, req.address, gpa, 4096, 3);
+      } catch (e) {
+        if (!(e instanceof IommufdError)) throw e;
+        // The page the default policy took goes back; EEXIST: another group mapped it first.
+        if (this.#prqHandler === this.#zeroedPage) this.frames.release(gpa / 4096);
+        if (e.errno !== 'EEXIST') return PRG_RESPONSE.InvalidRequest;
+      }
+    }
+    return PRG_RESPONSE.Success;
+  }
+
+  /** Stops page request handling: the queue registers are cleared and the interrupt unsubscribed. */
+  disablePageRequests(): void {
+    this.#prqSubscription?.unsubscribe();
+    this.#prqSubscription = undefined;
+    this.#prq?.disable();
+    this.#prq = undefined;
   }
 
   // ---- faults (dmar_fault) -------------------------------------------------------------------

@@ -23,6 +23,9 @@ const MESSAGES = {
   did: (did: number, max: number) => `domain id must be an integer in [1, ${max}], got ${String(did)}`,
   attached: (sid: number, did: number) => `SID 0x${sid.toString(16)} is already attached to domain ${did}`,
   notAttached: (sid: number) => `SID 0x${sid.toString(16)} is not attached to a domain`,
+  noPrs: () => 'page requests need scalable mode and ECAP.PRS',
+  prqOff: () => 'page requests are not enabled (call enablePageRequests() first)',
+  prqOn: () => 'page requests are already enabled',
 } as const;
 
 /** The driver's errors: an IommufdError with Linux's errno and one of the messages above. */
@@ -42,4 +45,7 @@ export const DRIVER_ERRORS = {
   did: (did: number, max: number) => new IommufdError('EINVAL', MESSAGES.did(did, max)),
   attached: (sid: number, did: number) => new IommufdError('EBUSY', MESSAGES.attached(sid, did)),
   notAttached: (sid: number) => new IommufdError('ENODEV', MESSAGES.notAttached(sid)),
+  noPrs: () => new IommufdError('EOPNOTSUPP', MESSAGES.noPrs()),
+  prqOff: () => new IommufdError('ENODEV', MESSAGES.prqOff()),
+  prqOn: () => new IommufdError('EBUSY', MESSAGES.prqOn()),
 } as const satisfies Record<string, (...args: never[]) => IommufdError & { errno: Errno }>;

@@ -6,7 +6,17 @@ export {
   type VtdGuestCaps,
   type VtdGuestDriverOptions,
   type VtdGuestStats,
+  type VtdPageFaultHandler,
+  type VtdPageRequestOptions,
 } from './driver.js';
+export {
+  GuestPageRequestQueue,
+  PRQ_ORDER,
+  type PageRequestPort,
+  type VtdPageRequest,
+  type VtdPageRequestGroup,
+  type VtdPrqHandlerStats,
+} from './prq.js';
 export { InvalidationQueue, QI_STATUS, type QueueStats, type QueueTicket, type VtdUnitPort } from './queue.js';
 export {
   contextCacheDevice,
@@ -16,6 +26,7 @@ export {
   iotlbGlobal,
   iotlbPages,
   pasidCache,
+  pageGroupResponse,
   pasidIotlbAll,
   psiMask,
   type Drain,

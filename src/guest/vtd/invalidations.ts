@@ -110,6 +110,19 @@ export function pasidIotlbAll(did: number, pasid: number): QueuedDescriptor {
 }
 
 /**
+ * `intel_iommu_page_response` (and `handle_bad_prq_event`): the page group response for the group
+ * (`rid`, `prgi`) with response code `code`; PP and the PASID when the request had one (`pasid`
+ * >= 0). LPIG is set, as Linux sets it from the group's last request.
+ */
+export function pageGroupResponse(rid: number, pasid: number, prgi: number, code: number): QueuedDescriptor {
+  const pp = pasid >= 0;
+  return {
+    type: DescType.PageGroupResponse,
+    fields: { pp: pp ? 1 : 0, pasid: pp ? pasid : 0, rid, prgi, rc: code, lpig: 1 },
+  };
+}
+
+/**
  * The address mask of a page-selective invalidation of `pages` pages from page `pfn`, as
  * `iommu_flush_iotlb_psi` computes it: the page count rounded up to a power of two and, when
  * `pfn` is not aligned to it, grown until the first and last page share every bit above the

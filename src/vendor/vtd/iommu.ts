@@ -54,6 +54,8 @@ import {
   VtdDescriptor,
 } from './descriptors.js';
 import { descriptorToOps } from './descriptors-ops.js';
+import { priDma, type VtdDmaTransfer } from './pri-dma.js';
+import { VtdPageRequestQueue, type VtdPrqStats } from './prq.js';
 import { VtdRegisters, type VtdInterrupt, type VtdRegisterOptions } from './regs.js';
 import { IQEI } from './regs-defs.js';
 import { CONFIG_FLAG, RequestKind, VTD_ABORTED, VTD_RESOLVED, VtdConfig, VtdResolver } from './resolve.js';
@@ -125,6 +127,10 @@ export interface VtdStats {
   badStatusWrites: number;
   /** Host devices assigned to the guest: syncs, host attaches, forwarded invalidations, errors. */
   assigned: VtdAssignmentStats;
+  /** Recoverable faults of page-request DMA (`dma`): no fault record, a page request instead. */
+  recoverableFaults: number;
+  /** The page request queue. */
+  prq: VtdPrqStats;
 }
 
 // Config-cache payload words.
@@ -169,6 +175,7 @@ export class VtdIommu {
   readonly #config: ConfigCache;
   readonly #pipeline: InvalidationPipeline;
   readonly #resolver: VtdResolver;
+  readonly #prq: VtdPageRequestQueue;
   readonly #cfg = new VtdConfig();
   readonly #desc = new VtdDescriptor();
   readonly #ops = new OpList(OPS_PER_SEGMENT + 64);
@@ -200,6 +207,7 @@ export class VtdIommu {
     iotlbMisses: 0,
     devTlbHits: 0,
     badStatusWrites: 0,
+    recoverableFaults: 0,
   };
 
   /** Creates a unit over `backend` (see `Iommufd.vtdCreate`, which supplies it). */
@@ -223,6 +231,7 @@ export class VtdIommu {
       registerInvalidation: () => this.#dropEverything(),
     });
     this.interrupts$ = this.regs.interrupts$;
+    this.#prq = new VtdPageRequestQueue(this.regs, this.guest.i32, this.ram.bytes);
     const o = this.regs.options;
     this.#haw = o.addressWidth;
     this.#resolver = new VtdResolver(new PhysQwordReader(this.guest.i32), {
@@ -324,6 +333,7 @@ export class VtdIommu {
       configMisses: this.#config.misses,
       config: this.#config.counters(),
       assigned: this.#assign?.stats() ?? VtdAssignments.emptyStats(),
+      prq: this.#prq.stats(),
     };
   }
 
@@ -331,6 +341,8 @@ export class VtdIommu {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    // Devices waiting on a page request group fail (EBADF): nobody will answer them.
+    this.#prq.abortAll();
     // Resources go back synchronously (the queue is consumed synchronously, so nothing is in
     // flight); only the pipeline's workers, if any, stop asynchronously.
     this.#assign?.close();
@@ -441,6 +453,11 @@ export class VtdIommu {
       });
       return;
     }
+    if (d.type === DescType.PageGroupResponse) {
+      // It completes the group whose device waits (a promise: the retry runs after this doorbell).
+      this.#prq.respond(f[Field.rid]!, f[Field.pp] !== 0 ? f[Field.pasid]! : NO_PASID, f[Field.prgi]!, f[Field.rc]!);
+      return;
+    }
     if (this.#assign?.active === true) this.#forwardToHost(d);
     if (d.type === DescType.Iotlb && f[Field.g] === GRAN.Global) {
       // Global: every tag of this unit (not the other guests' tags that share the IOTLB). A unit
@@ -544,6 +561,20 @@ export class VtdIommu {
    * unit would (unless FPD suppresses it); `lastFaultReason` has its VT-d reason code.
    */
   translate(req: VtdRequest, iova: number, access: number): number {
+    return this.#translate(req, iova, access, false);
+  }
+
+  /**
+   * {@link translate} for a device with PRI: a not-present or permission fault of the walk, for a
+   * device whose scalable-mode context entry has PRE, is recoverable. It records nothing, drops
+   * the page's IOTLB and device-TLB entries (the implicit invalidation that precedes a page
+   * request, reference §3.5) and returns TranslateFault.Pending; the caller raises the request.
+   */
+  translateForPageRequest(req: VtdRequest, iova: number, access: number): number {
+    return this.#translate(req, iova, access, true);
+  }
+
+  #translate(req: VtdRequest, iova: number, access: number, pri: boolean): number {
     this.#stats.translations++;
     const sid = req.sid;
     const pasid = req.pasid ?? NO_PASID;
@@ -616,8 +647,20 @@ export class VtdIommu {
         gpa = TranslateFault.NoDomain;
     }
     if (gpa < 0) {
-      const fpd = (p[P_FLAGS]! & FPD_BIT) !== 0;
       const code = f.words[4]!;
+      if (
+        pri &&
+        (p[P_FLAGS]! & CONFIG_FLAG.PRE) !== 0 &&
+        (gpa === TranslateFault.NotMapped || gpa === TranslateFault.Permission)
+      ) {
+        this.#stats.recoverableFaults++;
+        this.lastFaultReason = code;
+        const page = iova - (iova % 4096);
+        if (tag >= 0) tlb.invalidateRange(tw, page, 4096);
+        if (atsSlot !== undefined) atc!.invalidateRange(atag, page, 4096);
+        return TranslateFault.Pending;
+      }
+      const fpd = (p[P_FLAGS]! & FPD_BIT) !== 0;
       return this.#faulted(req, iova, access, code, gpa, !(fpd && isQualifiedFault(code)));
     }
     const pa = this.ram.gpaToPa(gpa);
@@ -665,6 +708,28 @@ export class VtdIommu {
       iova,
       bytes,
       (at) => this.#dmaFault(req, at),
+    );
+  }
+
+  /**
+   * DMA by a device with PRI (ATS page requests), asynchronously: each page is translated; the
+   * pages that fault recoverably (see {@link translateForPageRequest}) go out as one page request
+   * group, the last with LPIG, and the transfer waits for its page group response: Success
+   * retries, Invalid Request or Response Failure fail the DMA (EFAULT), as does a fault that is
+   * not recoverable (recorded as `dmaRead` would). Nothing is transferred until every page
+   * translates. Resolves with the bytes read, or the bytes written.
+   */
+  dma(req: VtdRequest, transfer: VtdDmaTransfer): Promise<Uint8Array> {
+    if (this.#closed) return Promise.reject(new IommufdError('EBADF', 'this VT-d unit was closed'));
+    return priDma(
+      {
+        phys: this.#backend.memory.phys,
+        translate: (at, access) => this.#translate(req, at, access, true),
+        raise: (pages, access) => this.#prq.raise(req.sid, req.pasid ?? NO_PASID, pages, access),
+        fault: (at) => this.#dmaFault(req, at),
+        closed: () => this.#closed,
+      },
+      transfer,
     );
   }
 
