@@ -81,11 +81,21 @@ export { SmmuRegisters, type SmmuInterrupt, type SmmuRegisterOptions } from './v
 export type { SmmuExit, SmmuDirectStats, SmmuViommuPort } from './vendor/smmuv3/direct.js';
 export {
   SmmuGuestDriver,
+  PriQueue,
+  IopfResponse,
+  pageResponse,
+  type SmmuIopfHandler,
+  type SmmuIopfStats,
+  type SmmuPageRequest,
   type SmmuAttachOptions,
   type SmmuGuestDriverOptions,
   type SmmuGuestStats,
   type SmmuUnitPort,
 } from './guest/smmuv3/index.js';
+export type { SmmuDmaArgs, SmmuDmaResult, SmmuFaultModel } from './vendor/smmuv3/dma-async.js';
+export type { SmmuStallStats, SmmuStallOutcome } from './vendor/smmuv3/stall.js';
+export type { SmmuPriStats } from './vendor/smmuv3/pri.js';
+export { PriResp, ResumeResp } from './vendor/smmuv3/commands.js';
 export {
   VtdGuestDriver,
   GuestPageRequestQueue,

@@ -25,24 +25,43 @@
  *   (`ARM_SMMU_OPT_MSIPOLL`), else by polling CMDQ_CONS; command errors are recovered by the
  *   GERROR handler (`arm_smmu_gerror_handler`, `arm_smmu_cmdq_skip_err`).
  *
+ * - recoverable faults (iopf.ts): a master attached with `stall` (a platform device with
+ *   `dma-can-stall`) gets STE.S1STALLD = 0 and a domain whose CD has S = 1; its stall events
+ *   (`readEvents`) go to the fault handler and are answered with CMD_RESUME (Retry on success,
+ *   else Abort), as `arm_smmu_handle_evt` + `arm_smmu_page_response`. A master with ATS and PRI
+ *   sends page requests to the PRI queue (`handlePageRequests`), grouped until Last and answered
+ *   with CMD_PRI_RESP. The default handler demand-pages: it maps a fresh zeroed page, read-write,
+ *   at each faulting address of the domain's stage-1 table (an SVA mm's `handle_mm_fault`).
+ *   Neither response is followed by a CMD_SYNC, as Linux does ("it doesn't do anything for
+ *   RESUME or PRI_RESP"), unless `faultResponseSync` asks for one.
+ *
  * Deviations, each for a reason: a CMD_SYNC without an MSI asks for SIG_SEV only when IDR0.SEV
  * says the unit has it (Linux always asks for SEV); emptied page-table pages are freed (the
  * shared radix builder frees them, io-pgtable-arm does not) and such an unmap is invalidated as
- * non-leaf; no E2H (a guest kernel runs at EL1), no substreams (S1CDMax 0), no stall masters.
+ * non-leaf; no E2H (a guest kernel runs at EL1), no substreams (S1CDMax 0); Linux 6.1 denies every
+ * PRI request (its PRIQ thread has no iopf path yet), this model handles them as it handles stalls.
  */
 import { drainFlushQueues, pendingFlushes } from '../flush-queue.js';
 import { FrameAllocator, type PhysMemory } from '../../memory/index.js';
 import { armS1Codec, armS1Config, RadixPageTable } from '../../pgtable/index.js';
 import { IommufdError } from '../../util/errors.js';
 import { ATC_INV_SIZE_ALL, commandSpec, Opcode } from '../../vendor/smmuv3/commands.js';
-import type { SmmuEventRecord } from '../../vendor/smmuv3/records.js';
+import { EVT_ID, type SmmuEventRecord, type SmmuPriRecord } from '../../vendor/smmuv3/records.js';
 import { GERROR, OAS_ENCODING, SMMU_REG } from '../../vendor/smmuv3/regs-defs.js';
 import { Cd, encodeCd, CD, TG0 } from '../../vendor/smmuv3/structures-cd.js';
 import { S1DSS, S1FMT, Ste, STE_CONFIG } from '../../vendor/smmuv3/structures.js';
-import { allocCoherent } from './coherent.js';
 import { CommandBatch, CommandQueue, SH_ISH, type CommandQueueStats } from './cmdq.js';
 import { DRIVER_ERRORS } from './errors.js';
 import { EventQueue } from './evtq.js';
+import {
+  IopfQueue,
+  IopfResponse,
+  pageResponse,
+  type SmmuIopfHandler,
+  type SmmuIopfStats,
+  type SmmuPageRequest,
+} from './iopf.js';
+import { PriQueue } from './priq.js';
 import { atcInvSpan, tlbiNhVaRange } from './invalidations.js';
 import { SmmuMmio, type SmmuUnitPort } from './port.js';
 import { deviceReset, hwProbe, writeRegSync, type SmmuGuestCaps } from './probe.js';
@@ -67,6 +86,10 @@ export interface SmmuGuestDriverOptions {
    * IDR0.MSI and IDR0.COHACC. false is Linux's `disable_msipolling=1`.
    */
   msiPoll?: boolean;
+  /** The I/O page fault handler of stall and PRI masters; default demand paging (see the file comment). */
+  faultHandler?: SmmuIopfHandler;
+  /** A CMD_SYNC after each RESUME / PRI_RESP; default false, as Linux. */
+  faultResponseSync?: boolean;
 }
 
 /** Options of an attach. */
@@ -77,6 +100,14 @@ export interface SmmuAttachOptions {
   asid?: number;
   /** The device has ATS (used only when the unit has IDR0.ATS): EATS is set and its ATC invalidated. */
   ats?: boolean;
+  /**
+   * The device can stall (`dma-can-stall`; used only when IDR0.STALL_MODEL allows stalls): its
+   * STE has S1STALLD = 0 and a new domain's CD has S = 1. A domain's masters all stall or none
+   * do (EINVAL, as `arm_smmu_attach_dev`).
+   */
+  stall?: boolean;
+  /** The device has PRI (used only with `ats` on a unit with IDR0.PRI): its page requests are handled. */
+  pri?: boolean;
 }
 
 /** A domain to map into: a StreamID (the domain its device is attached to), or a domain id. */
@@ -108,6 +139,11 @@ export interface SmmuGuestStats extends CommandQueueStats {
   /** Event records read, and event queue overflows noticed. */
   events: number;
   eventOverflows: number;
+  /** PRI queue records read, and PRI queue overflows noticed. */
+  priRequests: number;
+  priOverflows: number;
+  /** The I/O page fault path. */
+  iopf: SmmuIopfStats;
   /** MMIO accesses. */
   mmioReads: number;
   mmioWrites: number;
@@ -132,6 +168,10 @@ interface Domain {
   /** Attached devices with ATS enabled (`nr_ats_masters`). */
   atsDevices: number;
   readonly flushQueue: FlushQueueEntry[];
+  /** The CD has S = 1: its masters stall. */
+  readonly stall: boolean;
+  /** Pages the fault handler mapped (demand paging). */
+  readonly demandPaged: Set<number>;
 }
 
 /** A device the driver knows (`struct arm_smmu_master`; one StreamID each). */
@@ -139,6 +179,8 @@ interface Device {
   readonly sid: number;
   domain: Domain | undefined;
   ats: boolean;
+  stall: boolean;
+  pri: boolean;
 }
 
 /** A gathered run of cleared leaves (`struct iommu_iotlb_gather`). */
@@ -193,7 +235,9 @@ export class SmmuGuestDriver {
   #batch: CommandBatch | undefined;
   #evtq: EventQueue | undefined;
   #strtab: StreamTable | undefined;
-  #priqBase = 0;
+  #priq: PriQueue | undefined;
+  readonly #iopf = new IopfQueue();
+  readonly #faultHandler: SmmuIopfHandler;
   /** Table pages freed while an unmap runs: they are released only after the invalidation. */
   #collecting: number[] | undefined;
   readonly #counts = { deferredUnmaps: 0, flushQueueDrains: 0, gerrors: 0 };
@@ -214,6 +258,7 @@ export class SmmuGuestDriver {
       else this.frames.release(frame);
     };
     this.#onCleared = (iova, size) => this.#gather(iova, size);
+    this.#faultHandler = opts.faultHandler ?? ((group, domain) => this.demandPage(group, domain));
   }
 
   /** The capabilities read by probe (ENODEV before it). */
@@ -242,7 +287,7 @@ export class SmmuGuestDriver {
 
   /** Guest-physical base of the PRI queue (0 without IDR0.PRI or before probe). */
   get priqBase(): number {
-    return this.#priqBase;
+    return this.#priq?.base ?? 0;
   }
 
   /** The invalidation policy. */
@@ -272,6 +317,9 @@ export class SmmuGuestDriver {
       ...this.#counts,
       events: this.#evtq?.records ?? 0,
       eventOverflows: this.#evtq?.overflows ?? 0,
+      priRequests: this.#priq?.records ?? 0,
+      priOverflows: this.#priq?.overflows ?? 0,
+      iopf: { ...this.#iopf.stats },
       mmioReads: this.#mmio.reads,
       mmioWrites: this.#mmio.writes,
     };
@@ -306,14 +354,15 @@ export class SmmuGuestDriver {
       },
     });
     const evtq = new EventQueue(this.#mmio, this.#guest, this.frames, evtqBits);
-    const priqBase = caps.pri ? allocCoherent(this.frames, 2 ** priqBits * 16) : 0;
+    const priq = caps.pri ? new PriQueue(this.#mmio, this.#guest, this.frames, priqBits) : undefined;
+    const priqBase = priq?.base ?? 0;
     const strtab = new StreamTable(this.#guest, this.frames, caps.sidBits, caps.twoLevelStrtab);
     this.#caps = caps;
     this.#cmdq = cmdq;
     this.#batch = new CommandBatch(cmdq);
     this.#evtq = evtq;
     this.#strtab = strtab;
-    this.#priqBase = priqBase;
+    this.#priq = priq;
     deviceReset(this.#mmio, { caps, cmdq, evtq, strtab, priqBase, priqBits }, o.pollLimit);
   }
 
@@ -328,7 +377,7 @@ export class SmmuGuestDriver {
     checkSid(sid, strtab.sidLimit);
     if (this.#devices.has(sid)) return;
     strtab.ensure(sid);
-    this.#devices.set(sid, { sid, domain: undefined, ats: false });
+    this.#devices.set(sid, { sid, domain: undefined, ats: false, stall: false, pri: false });
   }
 
   /**
@@ -357,10 +406,14 @@ export class SmmuGuestDriver {
     this.addDevice(sid);
     const dev = this.#devices.get(sid)!;
     if (existing !== undefined && dev.domain === existing) return existing.id;
+    const stall = opts.stall === true && caps.stalls;
+    if (existing !== undefined && existing.stall !== stall) throw DRIVER_ERRORS.stallMismatch(sid, existing.id);
     if (dev.domain !== undefined) this.#detach(dev);
-    const domain = existing ?? this.#createDomain(opts.domain ?? this.#freeDomainId(), opts.asid);
+    const domain = existing ?? this.#createDomain(opts.domain ?? this.#freeDomainId(), opts.asid, stall);
     dev.domain = domain;
     dev.ats = opts.ats === true && caps.ats;
+    dev.stall = stall;
+    dev.pri = dev.ats && opts.pri === true && caps.pri;
     this.#installS1Ste(dev, domain);
     domain.devices.add(sid);
     if (dev.ats) {
@@ -409,6 +462,8 @@ export class SmmuGuestDriver {
     domain.devices.delete(dev.sid);
     dev.domain = undefined;
     dev.ats = false;
+    dev.stall = false;
+    dev.pri = false;
     // The abort STE: dwords 0–2 (V and Config, SHCFG, no VMID); negative caching needs the sync.
     this.streamTable.writeSte(dev.sid, abortSte(), 0, 6);
     this.#syncSte(dev.sid);
@@ -416,7 +471,7 @@ export class SmmuGuestDriver {
   }
 
   /** `arm_smmu_domain_finalise_s1`: ASID, stage-1 table, CD table and its CD. */
-  #createDomain(id: number, asid: number | undefined): Domain {
+  #createDomain(id: number, asid: number | undefined, stall: boolean): Domain {
     const caps = this.caps;
     const a = asid ?? this.#freeAsid();
     const table = new RadixPageTable(this.#guest, this.frames, armS1Codec(armS1Config(S1_T0SZ, caps.ias)));
@@ -428,6 +483,8 @@ export class SmmuGuestDriver {
       devices: new Set(),
       atsDevices: 0,
       flushQueue: [],
+      stall,
+      demandPaged: new Set(),
     };
     this.#domains.set(id, domain);
     this.#asids.set(a, id);
@@ -454,6 +511,7 @@ export class SmmuGuestDriver {
       r: true,
       a: true,
       aset: true,
+      s: domain.stall,
       asid: domain.asid,
       ttb0: domain.table.rootPa,
       mair0: LPAE_MAIR,
@@ -490,7 +548,7 @@ export class SmmuGuestDriver {
       s1Cir: S1C_CACHE_WBRA,
       s1Cor: S1C_CACHE_WBRA,
       s1Csh: SH_ISH,
-      s1StallD: this.caps.stalls,
+      s1StallD: this.caps.stalls && !dev.stall,
       eats: dev.ats ? EATS_TRANS : 0,
     });
     const strtab = this.streamTable;
@@ -585,6 +643,7 @@ export class SmmuGuestDriver {
     } finally {
       this.#collecting = undefined;
     }
+    for (const page of domain.demandPaged) if (page >= iova && page < iova + length) domain.demandPaged.delete(page);
     if (bytes === 0 && freed.length === 0) return 0;
     if (this.#opts.policy === 'strict') {
       const leaf = freed.length === 0;
@@ -701,10 +760,114 @@ export class SmmuGuestDriver {
 
   /**
    * The event queue thread (`arm_smmu_evtq_thread`): every record the unit wrote since the last
-   * call, in order, decoded; an overflow is counted and acknowledged.
+   * call, in order, decoded; an overflow is counted and acknowledged. A stall event goes to the
+   * fault path and is answered with CMD_RESUME before this returns (`arm_smmu_handle_evt`).
    */
   readEvents(): SmmuEventRecord[] {
-    return this.eventQueue.drain();
+    const records = this.eventQueue.drain();
+    for (const e of records) if (e.stall) this.#handleStall(e);
+    return records;
+  }
+
+  /**
+   * The PRI queue thread: every page request the unit wrote since the last call, in order; each
+   * group is answered with CMD_PRI_RESP once its last request arrived. After an overflow the
+   * partial groups are dropped (the unit answered their lost last requests). Returns the records.
+   */
+  handlePageRequests(): SmmuPriRecord[] {
+    if (this.#caps === undefined) throw DRIVER_ERRORS.notProbed();
+    const q = this.#priq;
+    if (q === undefined) return [];
+    const { records, overflowed } = q.drain();
+    for (const r of records) this.#handlePri(r);
+    // After the records, as the PRIQ thread notices the overflow once the queue is empty.
+    if (overflowed) this.#iopf.discardPartial();
+    return records;
+  }
+
+  /** `arm_smmu_handle_evt` for Stall = 1: a recoverable stage-1 fault of a stalling master, or RESUME Abort. */
+  #handleStall(e: SmmuEventRecord): void {
+    const dev = this.#devices.get(e.sid);
+    const recoverable =
+      e.type === EVT_ID.F_TRANSLATION ||
+      e.type === EVT_ID.F_ADDR_SIZE ||
+      e.type === EVT_ID.F_ACCESS ||
+      e.type === EVT_ID.F_PERMISSION;
+    const r: SmmuPageRequest = {
+      kind: 'stall',
+      sid: e.sid,
+      ssid: e.ssv ? e.ssid : undefined,
+      addr: Number(e.inputAddress) - (Number(e.inputAddress) % PAGE),
+      read: e.read,
+      write: !e.read,
+      exec: e.instruction,
+      privileged: e.privileged,
+      grpid: e.stag,
+      last: true,
+    };
+    // Stage 2 is the host's ("always pinned"); a master that does not stall has nobody to care.
+    if (!recoverable || e.stage2 || dev?.domain === undefined || !dev.stall) {
+      this.#iopf.stats.unhandled++;
+      this.#respond(r, IopfResponse.Failure);
+      return;
+    }
+    this.#iopf.report(r, dev.domain.id, this.#faultHandler, (req, code) => this.#respond(req, code));
+  }
+
+  /** A PRI request: to the fault path for a PRI master, else PRI_RESP Deny for a last one (Linux 6.1). */
+  #handlePri(p: SmmuPriRecord): void {
+    const dev = this.#devices.get(p.sid);
+    const r: SmmuPageRequest = {
+      kind: 'pri',
+      sid: p.sid,
+      ssid: p.ssv ? p.ssid : undefined,
+      addr: Number(p.address),
+      read: p.read,
+      write: p.write,
+      exec: p.exec,
+      privileged: p.privileged,
+      grpid: p.prgIndex,
+      last: p.last,
+    };
+    if (dev?.domain === undefined || !dev.pri) {
+      this.#iopf.stats.unhandled++;
+      if (p.last) this.#respond(r, IopfResponse.Invalid);
+      return;
+    }
+    this.#iopf.report(r, dev.domain.id, this.#faultHandler, (req, code) => this.#respond(req, code));
+  }
+
+  /**
+   * `arm_smmu_page_response`: RESUME (Retry on success, else Abort) for a stall, PRI_RESP (Success,
+   * Deny for Invalid, Fail for Failure) for a page request group; no CMD_SYNC unless asked for.
+   */
+  #respond(r: SmmuPageRequest, code: number): void {
+    const cmd = pageResponse(r, code);
+    this.queue.issueCmd(cmd.opcode, cmd.fields, this.#opts.faultResponseSync === true);
+  }
+
+  /**
+   * The default fault handler, demand paging (an SVA mm's `handle_mm_fault`): each faulting page
+   * of the group that is not mapped gets a fresh zeroed guest page, mapped read-write; a page the
+   * handler already mapped (another transaction's fault) is fine. Invalid when a page cannot be
+   * mapped (mapped otherwise, or waiting in the lazy flush queue).
+   */
+  demandPage(group: readonly SmmuPageRequest[], domainId: number): number {
+    const domain = this.#domains.get(domainId);
+    if (domain === undefined) return IopfResponse.Invalid;
+    for (const r of group) {
+      if (domain.demandPaged.has(r.addr)) continue;
+      const gpa = this.frames.alloc() * PAGE;
+      this.#guest.u8.fill(0, gpa, gpa + PAGE);
+      try {
+        this.map({ domain: domainId }, r.addr, gpa, PAGE, 3);
+      } catch {
+        this.frames.put(gpa / PAGE);
+        return IopfResponse.Invalid;
+      }
+      domain.demandPaged.add(r.addr);
+    }
+    return IopfResponse.Success;
   }
 }
 

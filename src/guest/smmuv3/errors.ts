@@ -36,6 +36,8 @@ const MESSAGES = {
   noDomain: (id: number) => `no domain ${id}`,
   notAttached: (sid: number) => `StreamID ${hex(sid)} is not attached to a domain`,
   noL2: (sid: number) => `StreamID ${hex(sid)} has no level-2 stream table (the device was never added)`,
+  stallMismatch: (sid: number, domain: number) =>
+    `StreamID ${hex(sid)}: a domain's masters must all stall or none (domain ${domain} differs)`,
 } as const;
 
 /** The driver's errors: an IommufdError with Linux's errno and one of the messages above. */
@@ -65,4 +67,5 @@ export const DRIVER_ERRORS = {
   noDomain: (id: number) => new IommufdError('ENOENT', MESSAGES.noDomain(id)),
   notAttached: (sid: number) => new IommufdError('ENODEV', MESSAGES.notAttached(sid)),
   noL2: (sid: number) => new IommufdError('ENODEV', MESSAGES.noL2(sid)),
+  stallMismatch: (sid: number, domain: number) => new IommufdError('EINVAL', MESSAGES.stallMismatch(sid, domain)),
 } as const satisfies Record<string, (...args: never[]) => IommufdError & { errno: Errno }>;

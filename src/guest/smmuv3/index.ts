@@ -16,6 +16,15 @@ export {
   type CommandQueueStats,
 } from './cmdq.js';
 export { EventQueue } from './evtq.js';
+export {
+  IopfQueue,
+  IopfResponse,
+  pageResponse,
+  type SmmuIopfHandler,
+  type SmmuIopfStats,
+  type SmmuPageRequest,
+} from './iopf.js';
+export { PriQueue, type PriQueueDrain } from './priq.js';
 export { type SmmuGuestCaps } from './probe.js';
 export { StreamTable, STRTAB_SPLIT } from './strtab.js';
 export { atcInvSpan, tlbiRangeSteps, tlbiTtl, type AtcSpan, type TlbiRangeStep } from './invalidations.js';

@@ -93,6 +93,18 @@ export const SyncCs = {
   Sev: 2,
 } as const;
 
+/**
+ * PRI_RESP Resp (reference §1.3; Linux `enum pri_resp`): Deny is the PCIe "Invalid Request"
+ * response, Fail "Response Failure", Success "Success". 0b11 is Reserved (CERROR_ILL).
+ */
+export const PriResp = { Deny: 0, Fail: 1, Success: 2 } as const;
+
+/**
+ * RESUME Resp (dword0 bits 13:12, Linux `CMDQ_RESUME_0_RESP_*`): bit 12 is Action (1 retry, 0
+ * terminate) and bit 13 Abort (with Action = 0: terminate with an abort rather than RAZ/WI).
+ */
+export const ResumeResp = { Terminate: 0, Retry: 1, Abort: 2 } as const;
+
 /** TLBI translation granule (TG): 0 = not a range (any granule), else log2(granule) = 2·TG + 10. */
 export const Tg = { None: 0, K4: 1, K16: 2, K64: 3 } as const;
 
@@ -176,7 +188,7 @@ export const Field = {
   stride: 14,
   /** ATC_INV: the PCIe Global Invalidate flag (ignored when SSV = 0). */
   global: 15,
-  /** PRI_RESP: page request group index and response (0 failure, 1 invalid request, 2 success). */
+  /** PRI_RESP: page request group index and response ({@link PriResp}: 0 deny, 1 fail, 2 success). */
   prgi: 16,
   resp: 17,
   /** RESUME: Action (1 retry, 0 terminate) and Abort (terminate with abort), and the stall tag. */

@@ -8,7 +8,8 @@
  * `smmuv3_translate`): configuration errors always, except C_BAD_STREAMID for a StreamID beyond
  * the stream table without CR2.RECINVSID; stage-1 translation faults when CD.R is set, stage-2
  * ones when STE.S2R is set; F_WALK_EABT always. A terminated transaction that is not recorded is
- * still counted.
+ * still counted. The event of a stalled transaction (Stall = 1, STAG; stall.ts) is always
+ * recorded: software must see it to resume the transaction.
  */
 import { SMMU_EVT } from '../../pgtable/arm/desc.js';
 import type { WalkFault } from '../../pgtable/types.js';
@@ -29,6 +30,25 @@ export interface SmmuEventStats {
   dropped: number;
   /** Faults that the configuration says not to record (CD.R = 0, STE.S2R = 0, RECINVSID = 0). */
   suppressed: number;
+}
+
+/**
+ * A recoverable translation fault of one page as the unit captured it (F_TRANSLATION, F_ADDR_SIZE,
+ * F_ACCESS or F_PERMISSION): what a stall event or a page request reports of it.
+ */
+export interface SmmuPageFault {
+  /** The faulting address. */
+  iova: number;
+  /** Access bits of the transaction. */
+  access: number;
+  /** Event number (EVT_ID). */
+  type: number;
+  /** The fault is at stage 2. */
+  stage2: boolean;
+  /** CLASS of a stage-2 fault (EVT_CLASS). */
+  faultClass: number;
+  /** The IPA of a stage-2 fault. */
+  ipa: number;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -110,6 +130,32 @@ export class SmmuEventWriter {
     this.#push();
   }
 
+  /**
+   * Writes the event of a stalled transaction (Stall = 1, `stag`) of (`sid`, `ssid` or -1). It is
+   * written whatever CD.R or STE.S2R say: software must see it to resume the transaction. On
+   * `retry` the encoded record is in {@link record}, for {@link pushRecord} once the queue is
+   * writable again.
+   */
+  stallFault(sid: number, ssid: number, stag: number, f: SmmuPageFault): SmmuOutQueueOutcome {
+    const e = this.#begin(f.type, sid, ssid, f.access);
+    e.stag = stag;
+    e.stage2 = f.stage2;
+    e.class = f.stage2 ? f.faultClass : EVT_CLASS.IN;
+    e.inputAddress = f.iova;
+    if (f.stage2) e.address2 = f.ipa;
+    return this.#push();
+  }
+
+  /** The record last encoded (valid until the next event). */
+  get record(): Int32Array {
+    return this.#queue.record;
+  }
+
+  /** Pushes an already encoded record again (a stall event that found the queue unwritable). */
+  pushRecord(words: Int32Array): SmmuOutQueueOutcome {
+    return this.#count(this.#queue.push(words));
+  }
+
   #begin(type: number, sid: number, ssid: number, access: number): Mutable<SmmuEvent> {
     const e = this.#e;
     e.type = type;
@@ -129,10 +175,13 @@ export class SmmuEventWriter {
 
   #push(): SmmuOutQueueOutcome {
     const q = this.#queue;
-    const outcome = q.push(encodeEvent(q.record, this.#e));
+    return this.#count(q.push(encodeEvent(q.record, this.#e)));
+  }
+
+  #count(outcome: SmmuOutQueueOutcome): SmmuOutQueueOutcome {
     if (outcome === 'written') this.#stats.written++;
     else if (outcome === 'overflow') this.#stats.overflows++;
-    else this.#stats.dropped++;
+    else if (outcome !== 'retry') this.#stats.dropped++;
     return outcome;
   }
 }

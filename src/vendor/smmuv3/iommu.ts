@@ -7,8 +7,12 @@
  * with `translate`, `dmaRead` and `dmaWrite`.
  *
  * The command queue is consumed on the doorbell, on the calling thread (cmdq-consumer.ts), as
- * QEMU serves the trap on the vCPU thread. Faults are terminated (the stall model is not
- * implemented) and recorded as events (events.ts).
+ * QEMU serves the trap on the vCPU thread. A fault of the synchronous calls (`translate`,
+ * `dmaRead`, `dmaWrite`) terminates the transaction and is recorded as an event (events.ts). The
+ * asynchronous `dma` (dma-async.ts) is a device that can wait: a stallable fault of a stream
+ * configured to stall holds the transaction (stall.ts: an event with Stall = 1 and a STAG, then
+ * CMD_RESUME or CMD_STALL_TERM), and a device with ATS and PRI sends page requests to the PRI
+ * queue (pri.ts: then CMD_PRI_RESP); the DMA retries once answered.
  *
  * Tags: each guest VMID has an IOTLB tag of the shared tables (a stage-1-only unit uses VMID 0);
  * stage-1 and nested entries are tagged (VMID, ASID), stage-2-only entries (VMID, S2_ONLY_ASID). Guest-
@@ -39,6 +43,7 @@ import {
   WalkFault,
 } from '../../pgtable/index.js';
 import { InvalidationPipeline, type Completion } from '../../pipeline/index.js';
+import { EVT_CLASS } from './resolve-events.js';
 import type { ContextTables } from '../../translate/index.js';
 import { IommufdError } from '../../util/errors.js';
 import { dmaRead, dmaWrite } from '../dma.js';
@@ -47,9 +52,12 @@ import { UnitTags } from '../unit-tags.js';
 import { CmdqConsumer, type CmdqHost, type CmdqStats } from './cmdq-consumer.js';
 import { S2_ONLY_ASID } from './commands-ops.js';
 import { SmmuDirectPath, type SmmuDirectStats, type SmmuExit, type SmmuViommuPort } from './direct.js';
-import { ALL_FEATURES, Opcode, SmmuFeature, type SmmuCommand } from './commands.js';
-import { SmmuEventWriter, type SmmuEventStats } from './events.js';
-import { CR0, HTTU, OAS_ENCODING, STRTAB_FMT } from './regs-defs.js';
+import { ALL_FEATURES, Field, Opcode, SmmuFeature, type SmmuCommand } from './commands.js';
+import { smmuDma, type SmmuDmaArgs, type SmmuDmaHost, type SmmuDmaResult, type SmmuFaultModel } from './dma-async.js';
+import { SmmuEventWriter, type SmmuEventStats, type SmmuPageFault } from './events.js';
+import { SmmuPriQueue, type SmmuPriStats } from './pri.js';
+import { SmmuStallTable, type SmmuStallOutcome, type SmmuStallStats } from './stall.js';
+import { CR0, HTTU, OAS_ENCODING, STALL_MODEL, STRTAB_FMT } from './regs-defs.js';
 import { smmuStallModel } from './regs-caps.js';
 import { SmmuRegisters, type SmmuInterrupt, type SmmuRegisterOptions, type SmmuStreamTable } from './regs.js';
 import { SMMU_ABORT, SMMU_BYPASS, SMMU_CFG_FLAG, SMMU_RESOLVED, SmmuConfig } from './resolve-config.js';
@@ -77,8 +85,7 @@ export interface SmmuBackend {
 /**
  * Options of an emulated SMMUv3: the register options (what the ID registers advertise), and
  * the unit's resources. The page walkers implement the 4 KiB granule only, so the unit
- * advertises GRAN4K alone (granule16k/granule64k are refused), and it implements the terminate
- * model only (stall is refused).
+ * advertises GRAN4K alone (granule16k/granule64k are refused).
  */
 export interface SmmuIommuOptions extends SmmuRegisterOptions {
   /** Guest RAM bytes (a multiple of 4 KiB); default 64 MiB. Ignored when `ram` is given. */
@@ -108,6 +115,12 @@ export interface SmmuStats {
   /** Translations requested, and how many faulted (terminated). */
   translations: number;
   faults: number;
+  /** Translations of the asynchronous DMA that faulted recoverably (stalled, or a page request). */
+  pending: number;
+  /** The stall model: held transactions, RESUME and STALL_TERM. */
+  stall: SmmuStallStats;
+  /** PRI: page requests, groups, responses, the unit's own answers. */
+  pri: SmmuPriStats;
   /** Transactions that bypassed (SMMUEN = 0 with GBPA bypass, or a bypass STE / S1DSS). */
   bypassed: number;
   /** IOTLB hits and misses of this unit's translations. */
@@ -145,9 +158,11 @@ const KIND_BYPASS = STE_CONFIG.Bypass;
 const ERRORS = {
   closed: 'this SMMUv3 unit was closed',
   granule: (name: string) => `${name}: the page walkers implement the 4 KiB granule only`,
-  stall: 'stall: the stall model is not implemented (faults are terminated)',
   dma: (sid: number, ssid: number, at: number, event: number) =>
     `DMA from StreamID 0x${sid.toString(16)}${ssid >= 0 ? ` SSID ${ssid}` : ''} at 0x${at.toString(16)} faulted (SMMU event 0x${event.toString(16)})`,
+  asyncDma: (sid: number, ssid: number, at: number, why: string) =>
+    `DMA from StreamID 0x${sid.toString(16)}${ssid >= 0 ? ` SSID ${ssid}` : ''} at 0x${at.toString(16)} failed: ${why}`,
+  priDevice: (sid: number) => `StreamID 0x${sid.toString(16)}: PRI needs a unit with IDR0.PRI (and so ATS)`,
 } as const;
 
 /** An emulated SMMUv3. */
@@ -170,6 +185,15 @@ export class SmmuIommu {
   readonly #resolver: SmmuResolver;
   readonly #consumer: CmdqConsumer;
   readonly #events: SmmuEventWriter;
+  readonly #stall: SmmuStallTable;
+  readonly #pri: SmmuPriQueue;
+  /** StreamIDs of devices with PRI. */
+  readonly #priDevices = new Set<number>();
+  /** The fault model of the translation in progress (the asynchronous DMA's), or undefined. */
+  #recover: SmmuFaultModel | undefined;
+  /** The recoverable fault of the last translation that returned Pending. */
+  readonly #held: SmmuPageFault = { iova: 0, access: 0, type: 0, stage2: false, faultClass: 0, ipa: 0 };
+  readonly #dmaHost: SmmuDmaHost;
   readonly #cfg = new SmmuConfig();
   readonly #payload = new Int32Array(CONFIG_PAYLOAD_WORDS);
   readonly #fault = new WalkFault();
@@ -187,6 +211,7 @@ export class SmmuIommu {
   readonly #stats = {
     translations: 0,
     faults: 0,
+    pending: 0,
     bypassed: 0,
     iotlbHits: 0,
     iotlbMisses: 0,
@@ -198,15 +223,19 @@ export class SmmuIommu {
   constructor(backend: SmmuBackend, opts: SmmuIommuOptions = {}) {
     if (opts.granule16k === true) throw new RangeError(ERRORS.granule('granule16k'));
     if (opts.granule64k === true) throw new RangeError(ERRORS.granule('granule64k'));
-    if (opts.stall === true) throw new RangeError(ERRORS.stall);
     this.#backend = backend;
     this.#ownsRam = opts.ram === undefined;
     this.regs = new SmmuRegisters(
       { ...registerOptions(opts), granule4k: true, granule16k: false, granule64k: false },
       {
         cmdqDoorbell: () => this.#consumer.consume(),
-        controlChanged: (_ack, changed) => {
+        controlChanged: (ack, changed) => {
           if ((changed & CR0.SMMUEN) !== 0) this.#dropEverything();
+          // SMMUEN 1 -> 0 terminates every stalled transaction (IHI0070 §6.3.9.6).
+          if ((changed & ack & CR0.SMMUEN) === 0 && (changed & CR0.SMMUEN) !== 0) this.#stall.terminateAll();
+        },
+        outQueueUpdated: (kind) => {
+          if (kind === 'evtq') this.#stall.flush((r) => this.#events.pushRecord(r));
         },
         streamTableChanged: (t) => this.#latchStreamTable(t),
         msiWrite: (addr, data) => this.#writeWord(addr, data),
@@ -248,12 +277,16 @@ export class SmmuIommu {
     this.completions$ = this.#pipeline.completions$.asObservable();
     this.#tags = new UnitTags(backend.tables, iotlb, backend.atc, S2_ONLY_ASID);
     this.#events = new SmmuEventWriter(this.regs, (addr, words) => this.#writeRecord(addr, words));
+    this.#stall = new SmmuStallTable(o.stall ? o.stallMax : 0);
+    this.#pri = new SmmuPriQueue(this.regs, (addr, words) => this.#writeRecord(addr, words));
+    this.#dmaHost = this.#makeDmaHost();
     const features =
       (o.stage1 ? SmmuFeature.Stage1 : 0) |
       (o.stage2 ? SmmuFeature.Stage2 : 0) |
       (o.hyp ? SmmuFeature.Hyp : 0) |
       (o.ats ? SmmuFeature.Ats : 0) |
       (o.pri ? SmmuFeature.Pri : 0) |
+      (smmuStallModel(o) !== STALL_MODEL.TerminateOnly ? SmmuFeature.Stall : 0) |
       (o.ril ? SmmuFeature.Ril : 0);
     const host: CmdqHost = (this.#host = {
       mem,
@@ -281,9 +314,15 @@ export class SmmuIommu {
     this.regs.mmioWrite(offset, value, size);
   }
 
-  /** Declares a PCIe device with ATS at `sid`: with STE.EATS its translations are cached in its ATC. */
-  addAtsDevice(sid: number): void {
+  /**
+   * Declares a PCIe device with ATS at `sid`: with STE.EATS its translations are cached in its ATC.
+   * With `pri` (a unit with IDR0.PRI; EINVAL otherwise) it also has PRI: the faults of its
+   * asynchronous DMA through ATS become page requests in the PRI queue.
+   */
+  addAtsDevice(sid: number, opts: { pri?: boolean } = {}): void {
+    if (opts.pri === true && !this.regs.options.pri) throw new IommufdError('EINVAL', ERRORS.priDevice(sid));
     this.#tags.addAts(sid);
+    if (opts.pri === true) this.#priDevices.add(sid);
   }
 
   /**
@@ -350,6 +389,8 @@ export class SmmuIommu {
       ...this.#stats,
       cmdq: this.#consumer.stats(),
       events: this.#events.stats(),
+      stall: this.#stall.stats(),
+      pri: this.#pri.stats(),
       configHits: this.#config.hits,
       configMisses: this.#config.misses,
       config: this.#config.counters(),
@@ -362,6 +403,8 @@ export class SmmuIommu {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     this.#consumer.stop();
+    this.#stall.terminateAll();
+    this.#pri.failAll();
     this.#direct?.close();
     if (this.#ramVa !== undefined) this.#backend.mm?.munmap(this.#ramVa, BigInt(this.ram.bytes));
     this.#tags.release();
@@ -404,8 +447,8 @@ export class SmmuIommu {
   /**
    * Commands without ops: TLBI_NSNH_ALL flushes every tag of this unit (never another guest's);
    * the EL2 TLBIs do the same (no EL2 regime is tagged apart, so over-invalidating is the safe
-   * choice); PRI_RESP, RESUME and STALL_TERM have nothing to act on (no page request or stalled
-   * transaction is ever pending: faults are terminated).
+   * choice); RESUME and STALL_TERM end stalled transactions (stall.ts), PRI_RESP answers a page
+   * request group (pri.ts); one that names nothing is ignored and counted there.
    */
   #unitCommand(cmd: SmmuCommand): void {
     this.#stats.unitCommands++;
@@ -416,6 +459,18 @@ export class SmmuIommu {
       case Opcode.TlbiEl2Va:
       case Opcode.TlbiEl2Vaa:
         this.#tags.flushIotlb();
+        break;
+      case Opcode.Resume: {
+        const f = cmd.f;
+        const outcome: SmmuStallOutcome = f[Field.ac] !== 0 ? 'retry' : f[Field.ab] !== 0 ? 'abort' : 'terminate';
+        this.#stall.resume(f[Field.sid]!, f[Field.stag]!, outcome);
+        break;
+      }
+      case Opcode.StallTerm:
+        this.#stall.terminateStream(cmd.f[Field.sid]!);
+        break;
+      case Opcode.PriResp:
+        this.#pri.respond(cmd.f[Field.sid]!, cmd.f[Field.prgi]!, cmd.f[Field.resp]!);
         break;
       default:
         break;
@@ -534,6 +589,10 @@ export class SmmuIommu {
     if (gpa < 0) {
       const flags = p[P_FLAGS]!;
       this.lastEvent = f.words[4]!;
+      if (this.#recover !== undefined && this.#recoverable(iova, f, flags, kind, atsSlot !== undefined && eats)) {
+        this.#stats.pending++;
+        return TranslateFault.Pending;
+      }
       this.#events.walkFault(
         sid,
         ssid,
@@ -551,6 +610,36 @@ export class SmmuIommu {
     if (tag >= 0) tlb.fill(tw, iova, pa, f.leafShift, want, s0, c0, 999, f.unitShift);
     if (atsSlot !== undefined && eats) atc!.fill(atag, iova, pa, f.leafShift, want, a0, ac0, 999, f.unitShift);
     return pa;
+  }
+
+  /**
+   * Whether the walk fault in `f` waits rather than terminates, under the fault model of the
+   * asynchronous DMA in progress: a stallable fault (IHI0070 §5.5: F_TRANSLATION, F_ADDR_SIZE,
+   * F_ACCESS, F_PERMISSION) of a stream whose configuration stalls that stage (CD.S without
+   * STE.S1STALLD, STE.S2S, or STALL_MODEL forced); or, for a device with PRI, the same faults of
+   * an ATS translation (an ATS translation fault is not recorded: the completion denies access
+   * and the device sends a page request). Captures the fault in `#held`.
+   */
+  #recoverable(iova: number, f: WalkFault, flags: number, kind: number, ats: boolean): boolean {
+    const type = f.words[4]!;
+    const stallable =
+      type === SMMU_EVT.F_TRANSLATION ||
+      type === SMMU_EVT.F_ADDR_SIZE ||
+      type === SMMU_EVT.F_ACCESS ||
+      type === SMMU_EVT.F_PERMISSION;
+    if (!stallable) return false;
+    const stage2Only = kind === STE_CONFIG.S2;
+    const s2 = stage2Only || f.s2 !== 0;
+    if (this.#recover === 'pri') {
+      if (!ats) return false;
+    } else if ((flags & (s2 ? SMMU_CFG_FLAG.S2_STALL : SMMU_CFG_FLAG.S1_STALL)) === 0) return false;
+    const h = this.#held;
+    h.iova = iova;
+    h.type = type;
+    h.stage2 = s2;
+    h.faultClass = stage2Only ? EVT_CLASS.IN : f.faultClass;
+    h.ipa = stage2Only ? iova : f.ipa;
+    return true;
   }
 
   #terminated(code: number): number {
@@ -582,6 +671,65 @@ export class SmmuIommu {
 
   #dmaFault(req: SmmuRequest, at: number): IommufdError {
     return new IommufdError('EFAULT', ERRORS.dma(req.sid, req.ssid ?? -1, at, this.lastEvent));
+  }
+
+  /**
+   * An asynchronous DMA by the device of `req` (dma-async.ts): reads `length` bytes at `iova`
+   * (access Read) or writes `data` (access Write). A recoverable fault stalls the transaction (an
+   * event with Stall = 1 and a STAG; CMD_RESUME Retry retries it) or, for a device with PRI
+   * ({@link addAtsDevice}), sends a page request group (CMD_PRI_RESP Success retries it). Fails
+   * with EFAULT on a terminating fault, a RESUME Terminate / Abort, a STALL_TERM, a PRI response
+   * other than Success, or `maxRetries` (default 8) rounds; no data moves unless it completes.
+   */
+  dma(req: SmmuRequest, args: SmmuDmaArgs): Promise<SmmuDmaResult> {
+    return smmuDma(this.#dmaHost, req, args);
+  }
+
+  /** Transactions held by the stall model now. */
+  get stalledTransactions(): number {
+    return this.#stall.held;
+  }
+
+  /** Page request groups waiting for a PRI_RESP now. */
+  get outstandingPageRequests(): number {
+    return this.#pri.outstanding;
+  }
+
+  #makeDmaHost(): SmmuDmaHost {
+    return {
+      phys: this.#backend.memory.phys,
+      held: this.#held,
+      live: () => {
+        if (this.#closed) throw new IommufdError('EBADF', ERRORS.closed);
+      },
+      model: (sid) => (this.#priDevices.has(sid) ? 'pri' : 'stall'),
+      translate: (req, iova, access, model) => {
+        this.#recover = model;
+        this.#held.access = access;
+        try {
+          return this.translate(req, iova, access);
+        } finally {
+          this.#recover = undefined;
+        }
+      },
+      stall: (req, f) => {
+        let settle!: (o: SmmuStallOutcome) => void;
+        const outcome = new Promise<SmmuStallOutcome>((resolve) => (settle = resolve));
+        const sid = req.sid;
+        const stag = this.#stall.hold(sid, settle);
+        if (stag < 0) return undefined;
+        // Never lost: an event the queue cannot take now waits in the stall table.
+        const written = this.#events.stallFault(sid, req.ssid ?? -1, stag, f);
+        if (written === 'retry' || written === 'abort') this.#stall.defer(sid, stag, this.#events.record);
+        return outcome;
+      },
+      pageRequest: (req, pages) => {
+        let settle!: (resp: number) => void;
+        const resp = new Promise<number>((resolve) => (settle = resolve));
+        return this.#pri.request(req.sid, req.ssid ?? -1, pages, settle) < 0 ? undefined : resp;
+      },
+      fault: (req, at, why) => new IommufdError('EFAULT', ERRORS.asyncDma(req.sid, req.ssid ?? -1, at, why)),
+    };
   }
 }
 
