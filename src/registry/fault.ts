@@ -261,7 +261,7 @@ export class FaultQueue {
       return;
     }
     let mine = this.#waiters.get(devId);
-    if (mine === undefined) this.#waiters.set(devId, (mine = new Map()));
+    if (mine === undefined) this.#waiters.set(devId, (mine = new Map<number, (code: number) => void>()));
     mine.set(groupKey(pasid, grpid), done);
   }
 
@@ -421,7 +421,7 @@ export function reportPageFault(
   const faults = earlier ?? [];
   faults.push(one);
   if (!f.last) {
-    if (mine === undefined) fault.partial.set(dev.id, (mine = new Map()));
+    if (mine === undefined) fault.partial.set(dev.id, (mine = new Map<number, { addr: bigint; perm: number }[]>()));
     mine.set(key, faults);
     return fault.queue;
   }
