@@ -5,6 +5,7 @@
  */
 import type { InstrumentedPort } from './instrumented-port.js';
 import type { DropperCounts } from './invalidation-dropper.js';
+import type { BenchUnit } from './state.js';
 import type { BenchVendor } from './types.js';
 
 /** The unit's counters that a run reports as deltas. */
@@ -22,6 +23,8 @@ export interface UnitCounters {
 /** A unit and its guest driver. */
 export interface BenchGuest {
   readonly vendor: BenchVendor;
+  /** The emulated unit itself, for inspection (state.ts); the workloads go through the driver. */
+  readonly target: BenchUnit;
   /** The unit's MMIO window as the driver sees it (doorbells counted and timed). */
   readonly port: InstrumentedPort;
   /** Attaches device `sid` to a new domain of its own; with `ats`, its translations are cached in its ATC too. */

@@ -12,10 +12,12 @@ export {
 } from './compare.js';
 export { BenchOptionError } from './errors.js';
 export { LatencyHistogram, type LatencySummary } from './histogram.js';
+export type { HostDmaFigures } from './host-dma.js';
 export { BENCH_DEFAULTS, resolveBenchOptions, type BenchOptionsInput } from './options.js';
 export { Prng } from './prng.js';
 export { runOnce, type RunProgress } from './runner.js';
 export { SCENARIO_SPECS, type ScenarioSpec } from './scenarios.js';
+export type { BenchDeviceState, BenchState, BenchStateHook, BenchUnit, GuestMapping } from './state.js';
 export { spread, summarize } from './summary.js';
 export {
   planPoints,

@@ -15,6 +15,7 @@ export const BENCH_DEFAULTS = {
   warmupOps: 1000,
   seed: 1,
   guests: 4,
+  hostDmaThreads: 0,
 } as const;
 
 /** Knobs as given: anything left out takes its default. */
@@ -57,6 +58,7 @@ export function resolveBenchOptions(input: BenchOptionsInput): BenchOptions {
     seed,
     rate,
     guests: int('guests', input.guests ?? BENCH_DEFAULTS.guests, 1, 64),
+    hostDmaThreads: int('hostDmaThreads', input.hostDmaThreads ?? BENCH_DEFAULTS.hostDmaThreads, 0, 16),
     dropInvalidationsFrom: drop,
   };
   runGeometry(o, spec);

@@ -1,7 +1,8 @@
 /**
  * One run of a scenario on one vendor: build the units, guests and devices on a fresh iommufd,
- * map the live entries, warm up, measure (closed loop, or open loop on a schedule), then the
- * final sync and the correctness gate. Returns what it measured.
+ * map the live entries, warm up, measure (closed loop, or open loop on a schedule; with host DMA
+ * on worker threads alongside), then the final sync and the correctness gate. Returns what it
+ * measured; a hook may look at the state between the final sync and the gate (state.ts).
  */
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Iommufd } from '../iommufd.js';
@@ -10,12 +11,14 @@ import { CorrectnessLog, probeAgainstModel } from './check.js';
 import type { BenchDevice } from './device.js';
 import { runGeometry, WINDOW_BASE, type RunGeometry } from './geometry.js';
 import { LatencyHistogram } from './histogram.js';
+import { HostDma } from './host-dma.js';
 import type { DropperCounts } from './invalidation-dropper.js';
 import { IovaSlots } from './iova-slots.js';
 import { Prng } from './prng.js';
 import { DomainModel } from './reference-model.js';
 import { SCENARIO_SPECS, type ScenarioSpec } from './scenarios.js';
 import { createSmmuGuest } from './smmu-guest.js';
+import { benchState, type BenchStateHook } from './state.js';
 import type { BenchOptions, BenchRun, CacheFigures, ScheduleFigures, TimelinePoint } from './types.js';
 import { createVtdGuest } from './vtd-guest.js';
 import { Workload } from './workload.js';
@@ -89,14 +92,18 @@ function waitUntil(due: number): void {
   }
 }
 
-/** Runs scenario `o.scenario` once on `o.vendor` (options already resolved). */
-export async function runOnce(o: BenchOptions, onProgress?: RunProgress): Promise<BenchRun> {
+/**
+ * Runs scenario `o.scenario` once on `o.vendor` (options already resolved). `atEnd`, when given,
+ * sees the state after the final sync, before the correctness probe translates anything.
+ */
+export async function runOnce(o: BenchOptions, onProgress?: RunProgress, atEnd?: BenchStateHook): Promise<BenchRun> {
   const spec = SCENARIO_SPECS[o.scenario];
   const geometry = runGeometry(o, spec);
   const fd = Iommufd.open({
     memoryBytes: geometry.units * geometry.guestRamBytes + HOST_EXTRA_BYTES,
     iotlb: { entries: o.iotlbEntries, shards: o.shards },
   });
+  let host: HostDma | undefined;
   try {
     const devices = buildDevices(fd, o, spec, geometry);
     const rng = new Prng(o.seed);
@@ -108,6 +115,7 @@ export async function runOnce(o: BenchOptions, onProgress?: RunProgress): Promis
     if (o.dropInvalidationsFrom !== undefined)
       for (const g of guests) g.dropInvalidations(o.dropInvalidationsFrom, dropped);
     for (let i = 0; i < o.warmupOps; i++) spec.op(w, i);
+    if (o.hostDmaThreads > 0) host = await HostDma.start(fd, o.vendor, o.hostDmaThreads);
 
     const hist = new LatencyHistogram();
     for (const g of guests) g.port.histogram = hist;
@@ -117,6 +125,7 @@ export async function runOnce(o: BenchOptions, onProgress?: RunProgress): Promis
     const open = o.rate !== undefined;
     const period = open ? 1000 / o.rate! : 0;
     const schedule: ScheduleFigures | undefined = open ? { rate: o.rate!, lateOps: 0, maxLagUs: 0 } : undefined;
+    host?.begin();
     const t0 = performance.now();
     const tEnd = o.durationMs !== undefined ? t0 + o.durationMs : Infinity;
     let lastSample = t0;
@@ -154,16 +163,26 @@ export async function runOnce(o: BenchOptions, onProgress?: RunProgress): Promis
       }
     }
     const wallMs = performance.now() - t0;
+    // The tail of the run since the last sample (all of it for a short run or a slow machine).
+    const tail = t0 + wallMs - lastSample;
+    if (tail > 0 && (timeline.length === 0 || tail >= TIMELINE_MS / 4)) {
+      timeline.push({
+        t: wallMs / 1000,
+        commandsPerSecond: ((sumCounters(guests).commands - lastCommands) * 1000) / tail,
+      });
+    }
     for (const g of guests) {
       g.port.histogram = undefined;
       g.port.origin = Infinity;
     }
     const after = sumCounters(guests);
     const cacheAfter = fd.cacheStats();
+    const hostDma = await host?.stop();
     onProgress?.(1);
 
     // The correctness gate: the final sync, then every page ever mapped against the model.
     w.flushAll();
+    if (atEnd !== undefined) await atEnd(benchState(o, fd, devices));
     probeAgainstModel(devices, log);
 
     const commands = after.commands - before.commands;
@@ -196,9 +215,11 @@ export async function runOnce(o: BenchOptions, onProgress?: RunProgress): Promis
       cache,
       schedule,
       timeline,
+      hostDma,
       correctness: log.result(dropped.dropped),
     };
   } finally {
+    await host?.abort();
     await fd.close();
   }
 }

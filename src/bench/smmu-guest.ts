@@ -7,6 +7,7 @@ import { SMMU_REG } from '../vendor/smmuv3/regs-defs.js';
 import type { BenchGuest, BenchGuestOptions, UnitCounters } from './bench-guest.js';
 import { InstrumentedPort } from './instrumented-port.js';
 import { smmuDropper, type DropperCounts } from './invalidation-dropper.js';
+import type { BenchUnit } from './state.js';
 
 /** Creates an SMMUv3 on `fd` (stage 1, range invalidation) and brings its guest driver up. */
 export function createSmmuGuest(fd: Iommufd, o: BenchGuestOptions): BenchGuest {
@@ -24,6 +25,7 @@ const TLBI_NH_ALL = encodeCommand(Opcode.TlbiNhAll, { vmid: 0 });
 class SmmuBenchGuest implements BenchGuest {
   readonly vendor = 'smmu' as const;
   readonly port: InstrumentedPort;
+  readonly target: BenchUnit;
   readonly #unit: SmmuIommu;
   readonly #driver: SmmuGuestDriver;
   readonly #ats = new Set<number>();
@@ -32,6 +34,7 @@ class SmmuBenchGuest implements BenchGuest {
     this.#unit = unit;
     this.#driver = driver;
     this.port = port;
+    this.target = { vendor: 'smmu', unit };
   }
 
   attach(sid: number, ats: boolean): void {

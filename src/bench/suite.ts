@@ -83,7 +83,15 @@ export async function runSuite(plan: BenchPlan, onProgress?: SuiteProgress): Pro
         // Code shared by both vendors (caches, pipeline) is recompiled when the vendor changes: an
         // unmeasured run first, so that cost does not land on one point (perf-anchors §5.3.2).
         onProgress?.(done / total, `${o.vendor} warm-up`);
-        await runOnce({ ...o, ops: vendorWarmupOps(o), warmupOps: 0, durationMs: undefined, rate: undefined });
+        // Without host DMA: its workers are fresh isolates in every run, so they gain nothing here.
+        await runOnce({
+          ...o,
+          ops: vendorWarmupOps(o),
+          warmupOps: 0,
+          durationMs: undefined,
+          rate: undefined,
+          hostDmaThreads: 0,
+        });
       }
       const label = `${o.vendor} ${o.scenario}${plan.sweep !== undefined ? ` ${plan.sweep.knob}=${o[plan.sweep.knob]}` : ''}`;
       onProgress?.(done / total, label);

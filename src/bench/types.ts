@@ -4,6 +4,7 @@
  */
 import type { HistogramBucket } from '../report/index.js';
 import type { LatencySummary } from './histogram.js';
+import type { HostDmaFigures } from './host-dma.js';
 
 /** The emulated vIOMMUs a scenario can drive. */
 export type BenchVendor = 'vtd' | 'smmu';
@@ -40,6 +41,11 @@ export interface BenchOptions {
   rate: number | undefined;
   /** multi-guest: emulated units, each with its own guest and queue. */
   guests: number;
+  /**
+   * Worker threads that translate a host device's DMA through iommufd while the run measures
+   * (host-dma.ts); 0: none, everything runs on the calling thread.
+   */
+  hostDmaThreads: number;
   /**
    * Test hook: from this IOTLB invalidation on (0 = the first one measured or warmed up), each is
    * retargeted to a domain that does not exist, as a broken fast path that drops invalidations
@@ -137,6 +143,8 @@ export interface BenchRun {
   /** Open loop only. */
   schedule: ScheduleFigures | undefined;
   timeline: TimelinePoint[];
+  /** With `hostDmaThreads`: what the host DMA threads did. */
+  hostDma: HostDmaFigures | undefined;
   correctness: CorrectnessResult;
 }
 

@@ -6,6 +6,7 @@ import type { VtdIommu } from '../vendor/vtd/iommu.js';
 import type { BenchGuest, BenchGuestOptions, UnitCounters } from './bench-guest.js';
 import { InstrumentedPort } from './instrumented-port.js';
 import { vtdDropper, type DropperCounts } from './invalidation-dropper.js';
+import type { BenchUnit } from './state.js';
 
 /** Creates a VT-d unit on `fd` and brings its guest driver up (legacy tables, second stage). */
 export function createVtdGuest(fd: Iommufd, o: BenchGuestOptions): BenchGuest {
@@ -20,6 +21,7 @@ export function createVtdGuest(fd: Iommufd, o: BenchGuestOptions): BenchGuest {
 class VtdBenchGuest implements BenchGuest {
   readonly vendor = 'vtd' as const;
   readonly port: InstrumentedPort;
+  readonly target: BenchUnit;
   readonly #unit: VtdIommu;
   readonly #driver: VtdGuestDriver;
   readonly #opts: BenchGuestOptions;
@@ -31,6 +33,7 @@ class VtdBenchGuest implements BenchGuest {
     this.#driver = driver;
     this.port = port;
     this.#opts = o;
+    this.target = { vendor: 'vtd', unit };
   }
 
   attach(sid: number, ats: boolean): void {

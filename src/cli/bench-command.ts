@@ -44,10 +44,12 @@ interface BenchFlags {
   liveEntries?: number;
   dma?: boolean;
   guests?: number;
+  hostDmaThreads?: number;
   sweep?: SweepKnob;
   sweepValues?: number[];
   compare?: string;
   json?: boolean;
+  exportJson?: string;
   report?: string;
   testDropInvalidations?: number;
 }
@@ -116,6 +118,12 @@ export function registerBench(program: Command, ctx: CommandContext): void {
       ),
     )
     .addOption(
+      new Option(
+        '--host-dma-threads <n>',
+        'worker threads that translate a host device’s DMA through iommufd meanwhile (default 0)',
+      ).argParser(intIn(0, 16)),
+    )
+    .addOption(
       new Option('--sweep <knob>', 'run at several values of a knob and chart it').choices(['shards', 'batch']),
     )
     .addOption(
@@ -126,6 +134,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
     )
     .option('--compare <file>', "print the differences against a previous '--json' run")
     .option('--json', 'write one JSON document to stdout')
+    .option('--export-json <file>', 'write the same JSON document to <file> too')
     .option('--report <file>', 'write a self-contained HTML report (charts) to <file>')
     .addOption(
       new Option(
@@ -194,6 +203,7 @@ function benchPlan(f: BenchFlags): BenchPlan {
       ...(f.liveEntries !== undefined ? { liveEntries: f.liveEntries } : {}),
       ...(f.dma !== undefined ? { dma: f.dma } : {}),
       ...(f.guests !== undefined ? { guests: f.guests } : {}),
+      ...(f.hostDmaThreads !== undefined ? { hostDmaThreads: f.hostDmaThreads } : {}),
       ...(f.testDropInvalidations !== undefined ? { dropInvalidationsFrom: f.testDropInvalidations } : {}),
     },
     vendors,
@@ -213,6 +223,7 @@ async function runBenchCommand(f: BenchFlags, ctx: CommandContext): Promise<numb
   const plan = benchPlan(f);
   const previous = f.compare !== undefined ? readPrevious(f.compare) : undefined;
   if (f.report !== undefined) checkReportPath(f.report);
+  if (f.exportJson !== undefined) checkReportPath(f.exportJson, 'JSON');
   const generatedAt = new Date().toISOString();
   const progress = progressBar('bench');
   let results;
@@ -235,8 +246,10 @@ async function runBenchCommand(f: BenchFlags, ctx: CommandContext): Promise<numb
     previous !== undefined && f.compare !== undefined
       ? { cmp: compareDocuments(previous, doc), path: f.compare }
       : undefined;
-  if (f.json === true) ctx.out(JSON.stringify(comparison !== undefined ? { ...doc, comparison: comparison.cmp } : doc));
+  const json = JSON.stringify(comparison !== undefined ? { ...doc, comparison: comparison.cmp } : doc);
+  if (f.json === true) ctx.out(json);
   else ctx.out(benchHuman(doc, comparison));
+  if (f.exportJson !== undefined) writeReport(f.exportJson, `${json}\n`, 'JSON');
   if (f.report !== undefined) {
     writeReport(f.report, renderReport(benchReport(doc, comparison)));
     (f.json === true ? ctx.err : ctx.out)(`report written to ${f.report}`);

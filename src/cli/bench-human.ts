@@ -77,6 +77,13 @@ function resultBlock(r: BenchResult, doc: BenchDocument): string[] {
       `${c.invalidated} invalidated, ${spreadText('overInvalidations', s.overInvalidations, n)} over-invalidations` +
       (c.atcHits > 0 ? `, ${c.atcHits} ATC hits` : ''),
   ];
+  if (first.hostDma !== undefined) {
+    const h = first.hostDma;
+    lines.push(
+      `  host DMA:   ${h.threads} worker thread${h.threads > 1 ? 's' : ''}, ${si(h.translations)} translations ` +
+        `(${si(h.translationsPerSecond)}/s), ${h.faults} faults${n > 1 ? ' in run 1' : ''}`,
+    );
+  }
   if (first.schedule !== undefined)
     lines.push(
       `  schedule:   ${first.schedule.lateOps} ops started late, max lag ${micros(first.schedule.maxLagUs)} µs`,

@@ -6,7 +6,8 @@
 import { Command, CommanderError } from 'commander';
 import { registerBench } from './bench-command.js';
 import type { CommandContext } from './context.js';
-import { registerPending } from './pending-commands.js';
+import { registerInspect } from './inspect-command.js';
+import { registerProfile } from './profile-command.js';
 import { registerReplay } from './replay-command.js';
 
 /** The program's version, from package.json (machineInfo reads the same file). */
@@ -38,7 +39,8 @@ export function buildProgram(ctx: CommandContext, info: ProgramInfo): Command {
     .showSuggestionAfterError(true);
   program
     .description(
-      'a simulator of Linux iommufd and emulated vIOMMUs (Intel VT-d, Arm SMMUv3): load tests and trace replays',
+      'a simulator of Linux iommufd and emulated vIOMMUs (Intel VT-d, Arm SMMUv3): load tests, trace replays, ' +
+        'profiles and a look into guest translation state',
     )
     .version(info.version, '-V, --version')
     .helpCommand('help [command]', 'show help for a command')
@@ -49,7 +51,8 @@ export function buildProgram(ctx: CommandContext, info: ProgramInfo): Command {
     );
   registerBench(program, ctx);
   registerReplay(program, ctx);
-  registerPending(program, ctx);
+  registerProfile(program, ctx);
+  registerInspect(program, ctx);
   return program;
 }
 

@@ -20,6 +20,7 @@ interface ReplayFlags {
   vtdMode?: 'legacy' | 'scalable';
   guestRamMib?: number;
   json?: boolean;
+  exportJson?: string;
   report?: string;
 }
 
@@ -41,6 +42,7 @@ export function registerReplay(program: Command, ctx: CommandContext): void {
     )
     .addOption(new Option('--guest-ram-mib <n>', 'guest RAM of the unit (default 64)').argParser(intIn(16, 2048)))
     .option('--json', 'write one JSON document to stdout')
+    .option('--export-json <file>', 'write the same JSON document to <file> too')
     .option('--report <file>', 'write a self-contained HTML report (throughput over time) to <file>')
     .addHelpText(
       'after',
@@ -55,6 +57,7 @@ export function registerReplay(program: Command, ctx: CommandContext): void {
 
 async function runReplayCommand(file: string, f: ReplayFlags, ctx: CommandContext): Promise<number> {
   if (f.report !== undefined) checkReportPath(f.report);
+  if (f.exportJson !== undefined) checkReportPath(f.exportJson, 'JSON');
   const progress = progressBar('replay');
   const timeline: ReplayTimePoint[] = [];
   const t0 = performance.now();
@@ -90,6 +93,7 @@ async function runReplayCommand(file: string, f: ReplayFlags, ctx: CommandContex
   };
   if (f.json === true) ctx.out(JSON.stringify(doc));
   else ctx.out(replayHuman(doc));
+  if (f.exportJson !== undefined) writeReport(f.exportJson, `${JSON.stringify(doc)}\n`, 'JSON');
   if (f.report !== undefined) {
     writeReport(f.report, renderReport(replayReport(doc)));
     (f.json === true ? ctx.err : ctx.out)(`report written to ${f.report}`);

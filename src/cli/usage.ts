@@ -47,3 +47,13 @@ export function intList(lo: number, hi: number): (value: string) => number[] {
     return parts.map(one);
   };
 }
+
+/** A parser of integers in [0, hi], in hex (`0x…`) or decimal: addresses, SIDs, PASIDs. */
+export function hexOrDecimal(hi: number): (value: string) => number {
+  return (value) => {
+    const n = /^0x[0-9a-f]+$/i.test(value) ? parseInt(value.slice(2), 16) : /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n) || n > hi)
+      throw new InvalidArgumentError(`expected a number (0x… hex or decimal) in [0, 0x${hi.toString(16)}]`);
+    return n;
+  };
+}

@@ -11,12 +11,15 @@ import {
   Prng,
   resolveBenchOptions,
   runOnce,
+  runSuite,
   spread,
+  type BenchState,
   type BenchDocument,
   type BenchResult,
   type BenchRun,
 } from '../../src/bench/index.js';
 import { IovaSlots } from '../../src/bench/iova-slots.js';
+import { Access } from '../../src/pgtable/index.js';
 
 describe('the correctness gate', () => {
   it.each(['vtd', 'smmu'] as const)(
@@ -116,6 +119,74 @@ describe('the command stream', () => {
     const r = await runOnce(resolveBenchOptions({ vendor: 'vtd', scenario: 'strict', ops: 200, rate: 10000 }));
     expect(r.schedule?.rate).toBe(10000);
     expect(r.wallMs).toBeGreaterThanOrEqual(19.9);
+  });
+});
+
+describe('the state at the end of a run', () => {
+  it.each(['vtd', 'smmu'] as const)(
+    '%s: the hook sees the live units and, per device, what the guest maps, which the unit translates so',
+    async (vendor) => {
+      const o = resolveBenchOptions({ vendor, scenario: 'mixed', ops: 100, liveEntries: 64 });
+      let seen: BenchState | undefined;
+      let translated = 0;
+      const r = await runOnce(o, undefined, (s) => {
+        seen = s;
+        const u = s.units[0]!;
+        for (const d of s.devices) {
+          for (const m of d.mappings) {
+            const last = m.iova + (m.pages - 1) * 4096;
+            expect(u.unit.translate({ sid: d.sid }, last, Access.Read)).toBe(u.unit.ram.gpaToPa(m.gpa + last - m.iova));
+            translated++;
+          }
+        }
+      });
+      expect(r.correctness.ok).toBe(true);
+      const s = seen!;
+      expect(s.options).toBe(o);
+      expect(s.units.map((u) => u.vendor)).toEqual([vendor]);
+      expect(s.devices.map((d) => d.sid)).toEqual([0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17]);
+      expect(s.devices.map((d) => d.ats)).toEqual([false, true, false, true, false, true, false, true]);
+      // Every device holds its share of the live entries, by IOVA, in its own domain.
+      for (const d of s.devices) {
+        expect(d.mappings).toHaveLength(8);
+        expect(d.mappings.map((m) => m.iova)).toEqual([...d.mappings.map((m) => m.iova)].sort((a, b) => a - b));
+      }
+      expect(new Set(s.devices.map((d) => d.domain)).size).toBe(8);
+      expect(translated).toBe(64);
+    },
+  );
+
+  it('multi-guest: one unit per guest, each device on its unit', async () => {
+    let units = 0;
+    let perUnit: number[] = [];
+    await runOnce(
+      resolveBenchOptions({ vendor: 'smmu', scenario: 'multi-guest', ops: 50, guests: 3 }),
+      undefined,
+      (s) => {
+        units = s.units.length;
+        perUnit = s.devices.map((d) => d.unit);
+      },
+    );
+    expect(units).toBe(3);
+    expect(perUnit).toEqual([0, 1, 2]);
+  });
+});
+
+describe('host DMA on worker threads', () => {
+  it('workers translate a host device the whole run, without a fault, and the check still passes', async () => {
+    const o = resolveBenchOptions({ vendor: 'vtd', scenario: 'strict', durationMs: 400, hostDmaThreads: 2 });
+    const r = await runOnce(o);
+    expect(r.hostDma).toMatchObject({ threads: 2, faults: 0 });
+    expect(r.hostDma!.translations).toBeGreaterThan(0);
+    expect(r.hostDma!.translationsPerSecond).toBeGreaterThan(0);
+    expect(r.correctness.ok).toBe(true);
+  });
+
+  it('is off by default, and a suite passes it to its measured runs', async () => {
+    expect(resolveBenchOptions({ vendor: 'smmu' }).hostDmaThreads).toBe(0);
+    expect((await runOnce(resolveBenchOptions({ vendor: 'smmu', ops: 50 }))).hostDma).toBeUndefined();
+    const [res] = await runSuite({ base: { ops: 50, hostDmaThreads: 1 }, vendors: ['smmu'], runs: 1 });
+    expect(res!.runs[0]!.hostDma?.threads).toBe(1);
   });
 });
 

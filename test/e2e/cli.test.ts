@@ -325,8 +325,38 @@ describe.concurrent('ioasid CLI', () => {
     [['replay'], "ioasid: missing required argument 'file'"],
     [['replay', '/nonexistent/trace.log'], /^ioasid: .*cannot read trace \/nonexistent\/trace\.log/],
     [['replay', 'package.json'], /^ioasid: .*the trace has no VT-d or SMMUv3 event/],
-    [['profile', 'strict'], /^ioasid: profile is not implemented yet/],
-    [['inspect'], /^ioasid: inspect is not implemented yet/],
+    [['profile'], "ioasid: missing required argument 'scenario|trace'"],
+    [['profile', 'nope'], /^ioasid: 'nope' is neither a scenario \(strict, .*\) nor a trace file$/],
+    [
+      ['profile', 'traces/smmu-lazy.clean.log', '--vendor', 'vtd'],
+      'ioasid: --vendor applies to scenarios, not to a trace file',
+    ],
+    [
+      ['profile', 'strict', '--ops', '5', '--duration', '1'],
+      "ioasid: option '--ops <n>' cannot be used with option '--duration <seconds>'",
+    ],
+    [
+      ['profile', 'strict', '--host-dma-threads', '99'],
+      /^ioasid: option '--host-dma-threads <n>' argument '99' is invalid/,
+    ],
+    [['profile', 'strict', '--out', 'src'], 'ioasid: output folder src is not empty: choose another with --out'],
+    [
+      ['profile', 'strict', '--out', 'package.json'],
+      'ioasid: cannot create output folder package.json: a file is in the way',
+    ],
+    [
+      ['inspect', '--iova', 'nope'],
+      "ioasid: option '--iova <address>' argument 'nope' is invalid. expected a number (0x… hex or decimal) in [0, 0x1fffffffffffff]",
+    ],
+    [
+      ['inspect', '--scenario', 'mixed', '--iova', '0x1000000000'],
+      'ioasid: --sid is needed: scenario mixed has 8 devices per unit',
+    ],
+    [['inspect', '--sid', '0x99', '--iova', '0'], 'ioasid: unit 0 has no device with SID 0x99 (its devices: 0x10)'],
+    [['inspect', '--iova', '0', '--access', 'x'], /^ioasid: option '--access <r\|w\|rw>' argument 'x' is invalid/],
+    [['inspect', '--unit', '1'], 'ioasid: --unit 1: scenario strict has 1 unit'],
+    [['inspect', '--pasid', '1'], 'ioasid: --pasid applies to --iova or --ranges'],
+    [['inspect', '--vendor', 'both'], /^ioasid: option '--vendor <vendor>' argument 'both' is invalid/],
     [['frobnicate'], "ioasid: unknown command 'frobnicate'"],
   ])('%j is a one-line error with exit status 2', async (args, message) => {
     const r = await cli(...args);
@@ -358,5 +388,284 @@ describe.concurrent('ioasid CLI', () => {
     expect(r.stdout).toMatch(/uninterpreted +0/);
     expect(r.stdout).toMatch(/command errors +0/);
     expect(r.stdout).toMatch(/^ {2}iotlb +\d+$/m);
+  });
+});
+
+/** The fields of an inspect --json document that the tests read. */
+interface InspectJson {
+  tool: string;
+  machine: Record<string, unknown>;
+  state: { scenario: string; vendor: string; ops: number; bench: string; check: { ok: boolean } };
+  devices: {
+    unit: number;
+    sid: number;
+    domain: string;
+    ats: boolean;
+    mappings: number;
+    mappedPages: number;
+    firstMappings: { iova: number; pages: number; gpa: number }[];
+    unmappedIova: number;
+  }[];
+  request?: { unit: number; sid: number; iova?: number; access?: string };
+  walk?: {
+    target: string;
+    steps: { structure: string; stage: string; level?: number; hpa: number; raw: string[]; outcome: string }[];
+    result: { ok: boolean; gpa?: number; hpa?: number; pageShift?: number; fault?: { name: string; stage: string } };
+  };
+  ranges?: { ranges: { iova: number; size: number }[]; mappedBytes: number };
+  cache?: Record<
+    'iotlb' | 'atc',
+    { tag?: number; agreeing: number; disagreeing: number; dump: { entries: { tag: number }[] } }
+  >;
+  queues?: { vendor: string; state: Record<string, unknown> };
+}
+
+function inspectJson(r: Run): InspectJson {
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as InspectJson;
+}
+
+describe.concurrent('ioasid inspect', () => {
+  it('with nothing asked, lists the devices of the state and IOVAs to ask about (human and --json)', async () => {
+    const [human, json] = await Promise.all([cli('inspect'), cli('inspect', '--json')]);
+    expect(human.status, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(
+      /^ioasid inspect: the state of `ioasid bench --scenario strict --vendor vtd --ops 200 --seed 1 --live-entries 1024` after its final sync .*its check: ok\)$/m,
+    );
+    expect(human.stdout).toMatch(/^machine: .+ \(\d+ cores\)/m);
+    expect(human.stdout).toMatch(/^ +0 +0x0010 +DID 1 +no +1024 +1024 +0x1000[0-9a-f]{6}, /m);
+    expect(human.stdout).toMatch(/^ {2}ioasid inspect --sid 0x10 --iova 0x1000[0-9a-f]{6} +walk a mapped IOVA/m);
+    const j = inspectJson(json);
+    expect(j.tool).toBe('ioasid inspect');
+    expectMachine(j.machine);
+    expect(j.state).toMatchObject({ scenario: 'strict', vendor: 'vtd', ops: 200, check: { ok: true } });
+    expect(j.devices).toHaveLength(1);
+    const d = j.devices[0]!;
+    expect(d).toMatchObject({ unit: 0, sid: 0x10, domain: 'DID 1', ats: false, mappings: 1024, mappedPages: 1024 });
+    expect(d.firstMappings).toHaveLength(3);
+    for (const m of d.firstMappings) expect(m.iova).toBeGreaterThanOrEqual(2 ** 36);
+    expect(d.firstMappings.some((m) => d.unmappedIova >= m.iova && d.unmappedIova < m.iova + m.pages * 4096)).toBe(
+      false,
+    );
+    expect(j.walk).toBeUndefined();
+  });
+
+  it('--iova walks a mapped IOVA level by level to its leaf, and an unmapped one to its fault (VT-d)', async () => {
+    const state = ['--live-entries', '16', '--ops', '50'];
+    const d = inspectJson(await cli('inspect', ...state, '--json')).devices[0]!;
+    const m = d.firstMappings[0]!;
+    const at = (iova: number): string[] => ['inspect', ...state, '--sid', '0x10', '--iova', `0x${iova.toString(16)}`];
+    const [leaf, leafHuman, fault, faultHuman] = await Promise.all([
+      cli(...at(m.iova + 0x123), '--json'),
+      cli(...at(m.iova + 0x123)),
+      cli(...at(d.unmappedIova), '--access', 'w', '--json'),
+      cli(...at(d.unmappedIova), '--access', 'w'),
+    ]);
+    const w = inspectJson(leaf).walk!;
+    expect(w.target).toBe('vtd');
+    expect(w.steps.map((s) => s.structure)).toEqual(['root-entry', 'context-entry', 'pte', 'pte', 'pte', 'pte']);
+    expect(w.steps.slice(2).map((s) => [s.stage, s.level])).toEqual([
+      ['stage2', 0],
+      ['stage2', 1],
+      ['stage2', 2],
+      ['stage2', 3],
+    ]);
+    expect(w.steps.map((s) => s.outcome)).toEqual(['read', 'read', 'table', 'table', 'table', 'leaf']);
+    for (const s of w.steps) {
+      expect(s.hpa).toBeGreaterThan(0);
+      expect(s.raw[0]).toMatch(/^0x[0-9a-f]{16}$/);
+    }
+    expect(w.result).toMatchObject({ ok: true, gpa: m.gpa + 0x123, pageShift: 12 });
+    expect(leafHuman.status).toBe(0);
+    expect(leafHuman.stdout).toContain('[1] config: root-entry, index 0x0');
+    expect(leafHuman.stdout).toMatch(
+      /\[6\] stage2: vtd-second-stage entry, PT \(level 3\), index 0x[0-9a-f]+\n.*\n.*\n.*\n +outcome +leaf/,
+    );
+    expect(leafHuman.stdout).toMatch(/^result: GPA 0x[0-9a-f]+ → HPA 0x[0-9a-f]+ +\(4 KiB page\)$/m);
+
+    const f = inspectJson(fault).walk!;
+    expect(f.result).toMatchObject({ ok: false, fault: { name: 'not-mapped', stage: 'stage2' } });
+    expect(f.steps.at(-1)!.outcome).toBe('fault');
+    expect(faultHuman.stdout).toMatch(
+      /^result: FAULT not-mapped \(not-present\) at stage2 level \d, 0x[0-9a-f]+ WRITE/m,
+    );
+  });
+
+  it('--iova on SMMUv3: the STE and CD, then the stage-1 table to the leaf', async () => {
+    const state = ['--vendor', 'smmu', '--live-entries', '16', '--ops', '50'];
+    const m = inspectJson(await cli('inspect', ...state, '--json')).devices[0]!.firstMappings[0]!;
+    const w = inspectJson(await cli('inspect', ...state, '--sid', '16', '--iova', String(m.iova), '--json')).walk!;
+    expect(w.target).toBe('smmuv3');
+    expect(w.steps.map((s) => s.structure)).toEqual(['l1-std', 'ste', 'cd', 'pte', 'pte', 'pte', 'pte']);
+    expect(w.steps.at(-1)!.outcome).toBe('leaf');
+    expect(w.result).toMatchObject({ ok: true, gpa: m.gpa });
+  });
+
+  it("--ranges --cache --queues: a device's mapped ranges, its IOTLB and ATC entries, the unit's registers", async () => {
+    const args = [
+      'inspect',
+      '--scenario',
+      'mixed',
+      '--vendor',
+      'smmu',
+      '--sid',
+      '0x11',
+      '--ranges',
+      '--cache',
+      '--queues',
+    ];
+    const [json, human, vtdQueues] = await Promise.all([
+      cli(...args, '--json'),
+      cli(...args),
+      cli('inspect', '--queues'),
+    ]);
+    const j = inspectJson(json);
+    const dev = j.devices.find((d) => d.sid === 0x11)!;
+    expect(dev.ats).toBe(true);
+    expect(j.request).toEqual({ unit: 0, sid: 0x11 });
+    // The table dump covers exactly what the guest maps.
+    expect(j.ranges!.mappedBytes).toBe(dev.mappedPages * 4096);
+    expect(j.ranges!.ranges.length).toBeGreaterThan(0);
+    const atc = j.cache!.atc;
+    expect(atc.tag).toBeDefined();
+    expect(atc.disagreeing).toBe(0);
+    expect(atc.dump.entries.length).toBe(atc.agreeing);
+    expect(atc.dump.entries.every((e) => e.tag === atc.tag)).toBe(true);
+    expect(j.queues!.vendor).toBe('smmu');
+    expect(j.queues!.state).toMatchObject({ cmdq: { pending: 0 }, activeErrors: [] });
+    expect(human.status).toBe(0);
+    expect(human.stdout).toMatch(
+      /^mapped ranges of SID 0x0011:\narm-stage1: root 0x[0-9a-f]+, outputs guest-physical/m,
+    );
+    expect(human.stdout).toMatch(/^ATC tag 0x[0-9a-f]+: \d+ live entries translate as this device's mappings/m);
+    expect(human.stdout).toContain('SMMUv3 registers');
+    expect(vtdQueues.status).toBe(0);
+    expect(vtdQueues.stdout).toMatch(/^VT-d registers$/m);
+    expect(vtdQueues.stdout).toMatch(/IQH \/ IQT +0x[0-9a-f]+ \/ 0x[0-9a-f]+ +\(slots \d+ \/ \d+, 0 pending\)/);
+  });
+});
+
+/** The fields of a profile --json document that the tests read. */
+interface ProfileJson {
+  tool: string;
+  machine: Record<string, unknown>;
+  workload: { kind: string; exitStatus: number; summary: string; childCommand: string[] };
+  outDir: string;
+  threads: {
+    name: string;
+    threadId: number;
+    entry?: string;
+    samples: number;
+    files: { raw: string; profile: string; flamegraph: string };
+  }[];
+  files: { flamegraphs: string[]; speedscope: string; traceLog: string; workloadJson: string };
+  sourceMaps: { frames: number; mapped: number };
+  gc: { total: number; byKind: { name: string; count: number }[]; isolates: number };
+  deopts: { total: number; byKind: { name: string; count: number }[]; marked: number };
+}
+
+interface Speedscope {
+  $schema: string;
+  shared: { frames: { name: string; file?: string; line?: number }[] };
+  profiles: {
+    type: string;
+    name: string;
+    unit: string;
+    startValue: number;
+    endValue: number;
+    samples: number[][];
+    weights: number[];
+  }[];
+}
+
+describe.concurrent('ioasid profile', () => {
+  it('profiles a scenario per thread, workers included: a flamegraph each, one speedscope file with .ts frames, GC and deopt counts', async () => {
+    const out = join(tmp, 'prof-strict');
+    const r = await cli('profile', 'strict', '--duration', '1', '--host-dma-threads', '2', '--out', out, '--json');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const j = JSON.parse(r.stdout) as ProfileJson;
+    expect(j.tool).toBe('ioasid profile');
+    expectMachine(j.machine);
+    expect(j.workload).toMatchObject({ kind: 'scenario', exitStatus: 0 });
+    expect(j.workload.summary).toMatch(/^vtd strict: \d+ ops in \d+ ms, .*host DMA .* on 2 workers .*; check ok$/);
+    expect(j.workload.childCommand).toEqual(expect.arrayContaining(['--cpu-prof', '--trace-gc', '--trace-deopt']));
+    // The main thread and the two host-DMA workers, each with its own profile and flamegraph.
+    expect(j.threads.map((t) => t.name)).toEqual([
+      'main',
+      expect.stringMatching(/^worker \d+$/),
+      expect.stringMatching(/^worker \d+$/),
+    ]);
+    for (const t of j.threads.slice(1)) expect(t.entry).toBe('workers/translate.ts');
+    expect(readdirSync(out).filter((f) => f.endsWith('.html'))).toHaveLength(3);
+    expect(readdirSync(join(out, 'cpu')).filter((f) => f.endsWith('.cpuprofile'))).toHaveLength(3);
+    for (const t of j.threads) {
+      expect(t.samples).toBeGreaterThan(0);
+      const html = readFileSync(t.files.flamegraph, 'utf8');
+      // 0x's page: self-contained (its script inlined), around half a megabyte.
+      expect(html).toMatch(/^\s*<html>/);
+      expect(html).toContain('<script');
+      expect(html.length).toBeGreaterThan(100_000);
+      // The source-mapped profile names .ts sources, never the built .js.
+      const urls = (
+        JSON.parse(readFileSync(t.files.profile, 'utf8')) as { nodes: { callFrame: { url: string } }[] }
+      ).nodes.map((n) => n.callFrame.url);
+      expect(urls.some((u) => /\/(src|workers)\/.+\.ts$/.test(u))).toBe(true);
+      expect(urls.some((u) => u.includes('/dist/src/') || u.includes('/dist/workers/'))).toBe(false);
+    }
+    expect(j.sourceMaps.mapped).toBeGreaterThan(0);
+
+    const ss = JSON.parse(readFileSync(j.files.speedscope, 'utf8')) as Speedscope;
+    expect(ss.$schema).toBe('https://www.speedscope.app/file-format-schema.json');
+    expect(ss.profiles.map((p) => p.name)).toEqual([
+      'main',
+      expect.stringMatching(/^worker \d+ \(workers\/translate\.ts\)$/),
+      expect.stringMatching(/^worker \d+ \(workers\/translate\.ts\)$/),
+    ]);
+    const frames = ss.shared.frames;
+    for (const p of ss.profiles) {
+      expect(p).toMatchObject({ type: 'sampled', unit: 'microseconds' });
+      expect(p.samples.length).toBe(p.weights.length);
+      expect(p.samples.length).toBeGreaterThan(0);
+      expect(p.endValue).toBeGreaterThan(p.startValue);
+      for (const stack of p.samples) for (const f of stack) expect(f < frames.length && f >= 0).toBe(true);
+      expect(p.weights.every((w) => w >= 0)).toBe(true);
+    }
+    const files = frames.map((f) => f.file ?? '');
+    expect(files.filter((f) => /^src\/.+\.ts$/.test(f)).length).toBeGreaterThan(10);
+    expect(files).toContain('workers/translate.ts');
+    expect(files).toContain('src/bench/runner.ts');
+    expect(files.some((f) => f.startsWith('dist/'))).toBe(false);
+    // A worker's samples land in the translation code.
+    const worker = ss.profiles[1]!;
+    expect(worker.samples.some((s) => s.some((f) => frames[f]!.file === 'src/translate/translator.ts'))).toBe(true);
+
+    // GC and deopt counts are the trace lines', by kind.
+    const log = readFileSync(j.files.traceLog, 'utf8');
+    expect(j.gc.total).toBeGreaterThan(0);
+    expect(j.gc.byKind.reduce((n, k) => n + k.count, 0)).toBe(j.gc.total);
+    expect(j.gc.byKind.find((k) => k.name === 'Scavenge')?.count).toBe(log.match(/ ms: Scavenge /g)?.length);
+    expect(j.deopts.byKind.reduce((n, k) => n + k.count, 0)).toBe(j.deopts.total);
+    expect(j.deopts.total).toBe(log.match(/\[bailout \(kind: /g)?.length ?? 0);
+    expect((JSON.parse(readFileSync(j.files.workloadJson, 'utf8')) as { tool: string }).tool).toBe('ioasid bench');
+  });
+
+  it('profiles a trace replay: one thread, and the human output prints the counts and every path it wrote', async () => {
+    const out = join(tmp, 'prof-trace');
+    const r = await cli('profile', join(traces, 'smmu-lazy.clean.log'), '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(
+      /^ioasid profile: replay of .*smmu-lazy\.clean\.log \(a replay runs on the main thread only\)$/m,
+    );
+    expect(r.stdout).toMatch(/^workload: replay of .*\(smmuv3\): \d+ commands in \d+ ms, .*, 0 command errors$/m);
+    expect(r.stdout).toMatch(/^ {2}main +\d+ +[\d.]+ s +\S/m);
+    expect(r.stdout).toMatch(/^GC \(--trace-gc, all threads\): \d+ collections: Scavenge \d+/m);
+    expect(r.stdout).toMatch(/^deoptimizations \(--trace-deopt, all threads\): \d+/m);
+    const wrote = r.stdout.slice(r.stdout.indexOf('\nwrote:\n'));
+    const paths = [...wrote.matchAll(/^ {2}(\/\S+)/gm)].map((m) => m[1]!);
+    expect(paths.filter((p) => p.endsWith('.html'))).toEqual([join(out, 'main.html')]);
+    expect(paths).toContain(join(out, 'speedscope.json'));
+    expect(paths).toContain(join(out, 'v8-trace.log'));
+    for (const p of paths) expect(existsSync(p), p).toBe(true);
   });
 });
