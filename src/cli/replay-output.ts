@@ -1,6 +1,6 @@
 /** `ioasid replay`'s human output and its report document. */
 import type { MachineInfo, ReportDoc, ReportSection } from '../report/index.js';
-import type { ReplayResult } from '../replay/index.js';
+import type { ReplayResult, Spread } from '../replay/index.js';
 import { machineLine, si } from './format.js';
 import { textTable } from './text-table.js';
 
@@ -12,14 +12,53 @@ export interface ReplayTimePoint {
   linesPerSecond: number;
 }
 
+/** One target's figures over the measured rounds of `--baseline qemu` ({median, min, max}). */
+export interface BaselineTargetFigures {
+  commandsPerSecond: Spread;
+  wallMs: Spread;
+  setupMs: Spread;
+  /** No command error, translation fault or mismatch in any round. */
+  correct: boolean;
+}
+
+/** `--baseline qemu`: ours against the QEMU-style baseline, in interleaved rounds. */
+export interface BaselineComparison {
+  target: 'qemu';
+  /** What the baseline is. */
+  note: string;
+  rounds: number;
+  warmup: number;
+  ours: BaselineTargetFigures;
+  qemu: BaselineTargetFigures;
+  /** ours ÷ qemu in commands per second, per round (above 1: ours is faster). */
+  ratio: Spread;
+  /** Both replayed the same commands, doorbells, barriers and translations. */
+  sameWork: boolean;
+}
+
 /** The `--json` document of `ioasid replay`: the replay's result, with the tool, the machine and the timeline. */
 export type ReplayDocument = ReplayResult & {
   tool: 'ioasid replay';
   machine: MachineInfo;
   command: string;
-  /** Trace lines per second over the replay. */
+  /** Trace lines per second over the replay (empty with `--baseline`). */
   timeline: ReplayTimePoint[];
+  /** With `--baseline qemu`: the comparison (the result above is ours, from the last round). */
+  comparison?: BaselineComparison;
 };
+
+/** The baseline comparison's human lines. */
+export function baselineHuman(b: BaselineComparison): string {
+  const f = (s: Spread): string => `${si(s.median)}/s (${si(s.min)}–${si(s.max)})`;
+  return [
+    `baseline: ${b.note}`,
+    `  ${b.rounds} interleaved rounds after ${b.warmup} warm-up rounds, commands/s median (min–max):`,
+    `  ours:  ${f(b.ours.commandsPerSecond)}${b.ours.correct ? '' : '  NOT CORRECT'}`,
+    `  qemu:  ${f(b.qemu.commandsPerSecond)}${b.qemu.correct ? '' : '  NOT CORRECT'}`,
+    `  ratio ours/qemu: ${b.ratio.median.toFixed(3)} (${b.ratio.min.toFixed(3)}–${b.ratio.max.toFixed(3)})` +
+      (b.sameWork ? '' : '  (the two did not do the same work)'),
+  ].join('\n');
+}
 
 function byCount(rec: Readonly<Record<string, number>>): [string, number][] {
   return Object.entries(rec).sort(([a, x], [b, y]) => y - x || a.localeCompare(b));

@@ -381,6 +381,35 @@ describe.concurrent('ioasid CLI', () => {
     expect(readFileSync(report, 'utf8')).toContain('Throughput over time');
   });
 
+  it('replay --baseline qemu: interleaved rounds on both targets, ours/theirs, both correct and the same work', async () => {
+    const r = await cli(
+      ...['replay', join(traces, 'vtd-nocm-lazy.clean.log'), '--baseline', 'qemu', '--rounds', '2', '--warmup', '1'],
+      '--json',
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as {
+      commands: number;
+      comparison: {
+        target: string;
+        note: string;
+        rounds: number;
+        ours: { correct: boolean; commandsPerSecond: { median: number } };
+        qemu: { correct: boolean; commandsPerSecond: { median: number } };
+        ratio: { median: number; min: number; max: number };
+        sameWork: boolean;
+      };
+    };
+    expect(j.commands).toBeGreaterThan(0);
+    expect(j.comparison).toMatchObject({ target: 'qemu', rounds: 2, sameWork: true });
+    expect(j.comparison.note).toMatch(/not QEMU itself/);
+    expect(j.comparison.ours.correct && j.comparison.qemu.correct).toBe(true);
+    expect(j.comparison.ratio.median).toBeGreaterThan(0);
+    expect(j.comparison.ratio.min).toBeLessThanOrEqual(j.comparison.ratio.max);
+    const bad = await cli('replay', join(traces, 'vtd-nocm-lazy.clean.log'), '--rounds', '3');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toEqual(['ioasid: --rounds and --warmup need --baseline qemu']);
+  });
+
   it('replay prints the counts by kind for a VT-d trace', async () => {
     const r = await cli('replay', join(traces, 'vtd-nocm-lazy.clean.log'));
     expect(r.status, r.stderr).toBe(0);
