@@ -23,8 +23,11 @@ export interface UnitCounters {
 /** A unit and its guest driver. */
 export interface BenchGuest {
   readonly vendor: BenchVendor;
-  /** The emulated unit itself, for inspection (state.ts); the workloads go through the driver. */
-  readonly target: BenchUnit;
+  /**
+   * The emulated unit itself, for inspection (state.ts); the workloads go through the driver.
+   * Undefined on the QEMU-style baseline, which inspect does not read.
+   */
+  readonly target: BenchUnit | undefined;
   /** The unit's MMIO window as the driver sees it (doorbells counted and timed). */
   readonly port: InstrumentedPort;
   /** Attaches device `sid` to a new domain of its own; with `ats`, its translations are cached in its ATC too. */

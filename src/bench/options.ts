@@ -59,8 +59,14 @@ export function resolveBenchOptions(input: BenchOptionsInput): BenchOptions {
     rate,
     guests: int('guests', input.guests ?? BENCH_DEFAULTS.guests, 1, 64),
     hostDmaThreads: int('hostDmaThreads', input.hostDmaThreads ?? BENCH_DEFAULTS.hostDmaThreads, 0, 16),
+    target: input.target ?? 'ioasid',
+    atsOff: input.atsOff ?? false,
     dropInvalidationsFrom: drop,
   };
+  if (o.target !== 'ioasid' && o.target !== 'qemu')
+    throw BENCH_ERRORS.range('target', o.target as never, "'ioasid' or 'qemu'");
+  if (o.target === 'qemu' && o.hostDmaThreads > 0)
+    throw BENCH_ERRORS.range('hostDmaThreads', o.hostDmaThreads, '0 on the QEMU-style baseline (it has no host DMA)');
   runGeometry(o, spec);
   return o;
 }

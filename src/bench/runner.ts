@@ -46,16 +46,16 @@ function buildDevices(fd: Iommufd, o: BenchOptions, spec: ScenarioSpec, g: RunGe
     policy: spec.policy,
     batch: o.batch,
     guestRamBytes: g.guestRamBytes,
-    ats: Array.from({ length: g.devicesPerUnit }, (_, k) => spec.ats(k)).some(Boolean),
+    ats: !o.atsOff && Array.from({ length: g.devicesPerUnit }, (_, k) => spec.ats(k)).some(Boolean),
     teardownSpan: g.teardownSpan,
     windowBase: WINDOW_BASE,
   };
   const devices: BenchDevice[] = [];
   for (let u = 0; u < g.units; u++) {
-    const guest = createGuest[o.vendor](fd, guestOpts);
+    const guest = createGuest[o.vendor](fd, guestOpts, o.target);
     for (let k = 0; k < g.devicesPerUnit; k++) {
       const sid = FIRST_SID + k;
-      const ats = spec.ats(k);
+      const ats = spec.ats(k) && !o.atsOff;
       guest.attach(sid, ats);
       devices.push({
         guest,

@@ -49,7 +49,12 @@ export type BenchStateHook = (state: BenchState) => void | Promise<void>;
 /** The state of a run with knobs `o` on `fd`, whose devices are `devices`. */
 export function benchState(o: BenchOptions, fd: Iommufd, devices: readonly BenchDevice[]): BenchState {
   const units: BenchUnit[] = [];
-  for (const dev of devices) if (units[dev.unit] === undefined) units[dev.unit] = dev.guest.target;
+  for (const dev of devices) {
+    if (units[dev.unit] !== undefined) continue;
+    const t = dev.guest.target;
+    if (t === undefined) throw new RangeError('a run on the QEMU-style baseline has no state to inspect');
+    units[dev.unit] = t;
+  }
   return {
     options: o,
     fd,

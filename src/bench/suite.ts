@@ -9,8 +9,8 @@ import type { MachineInfo } from '../report/index.js';
 import { resolveBenchOptions, type BenchOptionsInput } from './options.js';
 import { runOnce } from './runner.js';
 import { SCENARIO_SPECS } from './scenarios.js';
-import { summarize } from './summary.js';
-import type { BenchOptions, BenchResult, BenchRun, BenchVendor } from './types.js';
+import { spread, summarize } from './summary.js';
+import type { BaselineResult, BenchOptions, BenchResult, BenchRun, BenchVendor, Spread } from './types.js';
 
 /** The knobs `--sweep` varies. */
 export type SweepKnob = 'shards' | 'batch';
@@ -23,7 +23,16 @@ export interface BenchPlan {
   /** Repetitions of each point. */
   runs: number;
   sweep?: { knob: SweepKnob; values: readonly number[] } | undefined;
+  /**
+   * Also run every point on the QEMU-style baseline, right after ours in each round. Devices use
+   * no ATS on either side then (the baseline has none).
+   */
+  baseline?: 'qemu' | undefined;
 }
+
+/** What the baseline is, in every result that has one. */
+export const BASELINE_NOTE =
+  "a model of QEMU 7.2's vIOMMU caching and invalidation algorithms (src/baseline), not QEMU itself";
 
 /** The `--json` document of `ioasid bench`. */
 export interface BenchDocument {
@@ -62,7 +71,11 @@ export function planPoints(plan: BenchPlan): BenchOptions[] {
   const points: BenchOptions[] = [];
   for (const vendor of plan.vendors) {
     for (const v of values) {
-      const input: BenchOptionsInput = { ...plan.base, vendor };
+      const input: BenchOptionsInput = {
+        ...plan.base,
+        vendor,
+        ...(plan.baseline !== undefined ? { atsOff: true } : {}),
+      };
       if (plan.sweep !== undefined && v !== undefined) input[plan.sweep.knob] = v;
       points.push(resolveBenchOptions(input));
     }
@@ -74,7 +87,9 @@ export function planPoints(plan: BenchPlan): BenchOptions[] {
 export async function runSuite(plan: BenchPlan, onProgress?: SuiteProgress): Promise<BenchResult[]> {
   const points = planPoints(plan);
   const runs: BenchRun[][] = points.map(() => []);
-  const total = points.length * plan.runs;
+  const theirs: BenchRun[][] = points.map(() => []);
+  const baseline = plan.baseline !== undefined;
+  const total = points.length * plan.runs * (baseline ? 2 : 1);
   let done = 0;
   for (let round = 0; round < plan.runs; round++) {
     for (let p = 0; p < points.length; p++) {
@@ -84,19 +99,26 @@ export async function runSuite(plan: BenchPlan, onProgress?: SuiteProgress): Pro
         // unmeasured run first, so that cost does not land on one point (perf-anchors §5.3.2).
         onProgress?.(done / total, `${o.vendor} warm-up`);
         // Without host DMA: its workers are fresh isolates in every run, so they gain nothing here.
-        await runOnce({
+        const warm: BenchOptions = {
           ...o,
           ops: vendorWarmupOps(o),
           warmupOps: 0,
           durationMs: undefined,
           rate: undefined,
           hostDmaThreads: 0,
-        });
+        };
+        await runOnce(warm);
+        if (baseline) await runOnce({ ...warm, target: 'qemu' });
       }
       const label = `${o.vendor} ${o.scenario}${plan.sweep !== undefined ? ` ${plan.sweep.knob}=${o[plan.sweep.knob]}` : ''}`;
       onProgress?.(done / total, label);
       runs[p]!.push(await runOnce(o, (f) => onProgress?.((done + f) / total, label)));
       done++;
+      if (baseline) {
+        onProgress?.(done / total, `${label} (qemu)`);
+        theirs[p]!.push(await runOnce({ ...o, target: 'qemu' }, (f) => onProgress?.((done + f) / total, label)));
+        done++;
+      }
     }
   }
   onProgress?.(1, 'done');
@@ -108,5 +130,20 @@ export async function runSuite(plan: BenchPlan, onProgress?: SuiteProgress): Pro
     summary: summarize(runs[p]!),
     runs: runs[p]!,
     ok: runs[p]!.every((r) => r.correctness.ok),
+    ...(baseline ? { baseline: baselineResult(runs[p]!, theirs[p]!) } : {}),
   }));
+}
+
+/** The baseline's side of a point, and ours against it round by round. */
+function baselineResult(ours: readonly BenchRun[], qemu: readonly BenchRun[]): BaselineResult {
+  const ratio = (f: (r: BenchRun) => number): Spread =>
+    spread(ours.map((r, i) => (f(qemu[i]!) > 0 ? f(r) / f(qemu[i]!) : 0)));
+  return {
+    note: BASELINE_NOTE,
+    summary: summarize(qemu),
+    runs: [...qemu],
+    ok: qemu.every((r) => r.correctness.ok),
+    opsRatio: ratio((r) => r.opsPerSecond),
+    commandsRatio: ratio((r) => r.commandsPerSecond),
+  };
 }

@@ -47,6 +47,14 @@ export interface BenchOptions {
    */
   hostDmaThreads: number;
   /**
+   * The units the scenario runs on: this project's ('ioasid'), or the QEMU-style baseline
+   * ('qemu', src/baseline: a model of QEMU 7.2's algorithms, not QEMU), which has no ATS and no
+   * host DMA threads.
+   */
+  target: 'ioasid' | 'qemu';
+  /** Devices never use ATS, whatever the scenario says (a comparison with the baseline sets it for both). */
+  atsOff: boolean;
+  /**
    * Test hook: from this IOTLB invalidation on (0 = the first one measured or warmed up), each is
    * retargeted to a domain that does not exist, as a broken fast path that drops invalidations
    * would. The correctness check must then fail. Undefined: off.
@@ -190,4 +198,20 @@ export interface BenchResult {
   runs: BenchRun[];
   /** Every run passed its correctness check. */
   ok: boolean;
+  /** With `--baseline qemu`: the same point on the QEMU-style baseline, run right after each of ours. */
+  baseline?: BaselineResult | undefined;
+}
+
+/** The QEMU-style baseline's runs of a point, and ours against them. */
+export interface BaselineResult {
+  /** What the baseline is. */
+  note: string;
+  summary: BenchSummary;
+  runs: BenchRun[];
+  /** Every baseline run passed its correctness check. */
+  ok: boolean;
+  /** ours ÷ baseline in operations per second, per round (above 1: ours is faster). */
+  opsRatio: Spread;
+  /** ours ÷ baseline in commands per second, per round. */
+  commandsRatio: Spread;
 }

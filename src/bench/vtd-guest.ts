@@ -2,15 +2,22 @@
 import type { Iommufd } from '../iommufd.js';
 import { iotlbGlobal, VtdGuestDriver } from '../guest/vtd/index.js';
 import { VTD_REG } from '../vendor/vtd/regs-defs.js';
+import { QemuVtdUnit } from '../baseline/index.js';
 import type { VtdIommu } from '../vendor/vtd/iommu.js';
 import type { BenchGuest, BenchGuestOptions, UnitCounters } from './bench-guest.js';
 import { InstrumentedPort } from './instrumented-port.js';
 import { vtdDropper, type DropperCounts } from './invalidation-dropper.js';
 import type { BenchUnit } from './state.js';
 
-/** Creates a VT-d unit on `fd` and brings its guest driver up (legacy tables, second stage). */
-export function createVtdGuest(fd: Iommufd, o: BenchGuestOptions): BenchGuest {
-  const unit = fd.vtdCreate({ guestRamBytes: o.guestRamBytes, deviceTlb: o.ats });
+/**
+ * Creates a VT-d unit on `fd` (or, with `target` 'qemu', the QEMU-style baseline's, which has no
+ * device-TLB) and brings its guest driver up (legacy tables, second stage).
+ */
+export function createVtdGuest(fd: Iommufd, o: BenchGuestOptions, target: 'ioasid' | 'qemu' = 'ioasid'): BenchGuest {
+  const unit: AnyVtdUnit =
+    target === 'qemu'
+      ? new QemuVtdUnit({ guestRamBytes: o.guestRamBytes })
+      : fd.vtdCreate({ guestRamBytes: o.guestRamBytes, deviceTlb: o.ats });
   const port = new InstrumentedPort(unit, VTD_REG.IQT);
   const driver = new VtdGuestDriver(port, { mode: 'legacy', policy: o.policy, flushQueueSize: o.batch });
   driver.probe();
@@ -18,27 +25,33 @@ export function createVtdGuest(fd: Iommufd, o: BenchGuestOptions): BenchGuest {
   return new VtdBenchGuest(unit, driver, port, o);
 }
 
+/** Either kind of VT-d unit: this project's, or the QEMU-style baseline's. */
+type AnyVtdUnit = VtdIommu | QemuVtdUnit;
+
 class VtdBenchGuest implements BenchGuest {
   readonly vendor = 'vtd' as const;
   readonly port: InstrumentedPort;
-  readonly target: BenchUnit;
-  readonly #unit: VtdIommu;
+  readonly target: BenchUnit | undefined;
+  readonly #unit: AnyVtdUnit;
   readonly #driver: VtdGuestDriver;
   readonly #opts: BenchGuestOptions;
   /** DID by SID: one domain per device. */
   readonly #dids = new Map<number, number>();
 
-  constructor(unit: VtdIommu, driver: VtdGuestDriver, port: InstrumentedPort, o: BenchGuestOptions) {
+  constructor(unit: AnyVtdUnit, driver: VtdGuestDriver, port: InstrumentedPort, o: BenchGuestOptions) {
     this.#unit = unit;
     this.#driver = driver;
     this.port = port;
     this.#opts = o;
-    this.target = { vendor: 'vtd', unit };
+    this.target = unit instanceof QemuVtdUnit ? undefined : { vendor: 'vtd', unit };
   }
 
   attach(sid: number, ats: boolean): void {
     const did = this.#dids.size + 1;
-    if (ats) this.#unit.addAtsDevice(sid);
+    if (ats) {
+      if (this.#unit instanceof QemuVtdUnit) throw new RangeError('the QEMU-style baseline has no device-TLB (ATS)');
+      this.#unit.addAtsDevice(sid);
+    }
     this.#driver.attach(sid, { did, ats });
     this.#dids.set(sid, did);
   }
@@ -81,6 +94,16 @@ class VtdBenchGuest implements BenchGuest {
   }
 
   counters(): UnitCounters {
+    if (this.#unit instanceof QemuVtdUnit) {
+      const q = this.#unit.stats();
+      return {
+        commands: q.queue.descriptors,
+        barriers: q.queue.waits,
+        iotlbHits: q.iotlb.hits,
+        iotlbMisses: q.iotlb.misses,
+        atcHits: 0,
+      };
+    }
     const s = this.#unit.stats();
     return {
       commands: s.descriptors,

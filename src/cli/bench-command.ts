@@ -45,6 +45,7 @@ interface BenchFlags {
   dma?: boolean;
   guests?: number;
   hostDmaThreads?: number;
+  baseline?: 'qemu';
   sweep?: SweepKnob;
   sweepValues?: number[];
   compare?: string;
@@ -124,6 +125,12 @@ export function registerBench(program: Command, ctx: CommandContext): void {
       ).argParser(intIn(0, 16)),
     )
     .addOption(
+      new Option(
+        '--baseline <name>',
+        'also run every point on the QEMU-style baseline (a model of QEMU 7.2, not QEMU), interleaved',
+      ).choices(['qemu']),
+    )
+    .addOption(
       new Option('--sweep <knob>', 'run at several values of a knob and chart it').choices(['shards', 'batch']),
     )
     .addOption(
@@ -188,6 +195,8 @@ function benchPlan(f: BenchFlags): BenchPlan {
   if (f.sweepValues !== undefined && f.sweep === undefined) throw new UsageError('--sweep-values needs --sweep');
   if (f.guests !== undefined && !SCENARIO_SPECS[scenario].multiUnit)
     throw new UsageError(`--guests applies to multi-guest, not ${scenario}`);
+  if (f.baseline !== undefined && (f.hostDmaThreads ?? 0) > 0)
+    throw new UsageError('--baseline qemu runs without host DMA threads (the baseline has none)');
   const vendors: BenchVendor[] = f.vendor === undefined || f.vendor === 'both' ? ['vtd', 'smmu'] : [f.vendor];
   const plan: BenchPlan = {
     base: {
@@ -208,6 +217,7 @@ function benchPlan(f: BenchFlags): BenchPlan {
     },
     vendors,
     runs: f.runs ?? 1,
+    baseline: f.baseline,
     sweep: f.sweep !== undefined ? { knob: f.sweep, values: f.sweepValues ?? SWEEP_VALUES[f.sweep] } : undefined,
   };
   try {
@@ -240,7 +250,7 @@ async function runBenchCommand(f: BenchFlags, ctx: CommandContext): Promise<numb
     generatedAt,
     ...(plan.sweep !== undefined ? { sweep: { knob: plan.sweep.knob, values: [...plan.sweep.values] } } : {}),
     results,
-    ok: results.every((r) => r.ok),
+    ok: results.every((r) => r.ok && (r.baseline?.ok ?? true)),
   };
   const comparison =
     previous !== undefined && f.compare !== undefined
@@ -255,6 +265,8 @@ async function runBenchCommand(f: BenchFlags, ctx: CommandContext): Promise<numb
     (f.json === true ? ctx.err : ctx.out)(`report written to ${f.report}`);
   }
   for (const r of doc.results) {
+    if (r.baseline !== undefined && !r.baseline.ok)
+      ctx.err(`ioasid: correctness check FAILED on the QEMU-style baseline for ${pointLabel(r, doc)}`);
     if (r.ok) continue;
     const bad = r.runs.find((run) => !run.correctness.ok)!.correctness;
     ctx.err(

@@ -89,6 +89,17 @@ function resultBlock(r: BenchResult, doc: BenchDocument): string[] {
       `  schedule:   ${first.schedule.lateOps} ops started late, max lag ${micros(first.schedule.maxLagUs)} µs`,
     );
   lines.push(`  check:      ${checkLine(r)}`);
+  const b = r.baseline;
+  if (b !== undefined) {
+    const ratio = (x: Spread): string =>
+      `${x.median.toFixed(3)}${n > 1 ? ` [${x.min.toFixed(3)} … ${x.max.toFixed(3)}]` : ''}`;
+    lines.push(
+      `  qemu:       ops/s ${spreadText('opsPerSecond', b.summary.opsPerSecond, n)}, commands/s ` +
+        `${spreadText('commandsPerSecond', b.summary.commandsPerSecond, n)}, p99 ` +
+        `${spreadText('barrierP99Us', b.summary.barrierP99Us, n)} µs, check ${b.ok ? 'ok' : 'FAILED'}`,
+      `  ours/qemu:  ops/s ${ratio(b.opsRatio)}, commands/s ${ratio(b.commandsRatio)}  (above 1: ours is faster)`,
+    );
+  }
   return lines;
 }
 

@@ -381,6 +381,36 @@ describe.concurrent('ioasid CLI', () => {
     expect(readFileSync(report, 'utf8')).toContain('Throughput over time');
   });
 
+  it('bench --baseline qemu: each point on the QEMU-style baseline too, ours/theirs per round, both checked', async () => {
+    const r = await cli('bench', '--scenario', 'mixed', '--ops', '400', '--runs', '2', '--baseline', 'qemu', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as {
+      ok: boolean;
+      results: {
+        vendor: string;
+        options: { atsOff: boolean };
+        baseline: {
+          note: string;
+          ok: boolean;
+          runs: unknown[];
+          opsRatio: { median: number; min: number; max: number };
+        };
+      }[];
+    };
+    expect(j.ok).toBe(true);
+    expect(j.results.map((x) => x.vendor)).toEqual(['vtd', 'smmu']);
+    for (const x of j.results) {
+      expect(x.options.atsOff).toBe(true); // the baseline has no ATS: neither side uses it
+      expect(x.baseline.ok).toBe(true);
+      expect(x.baseline.runs).toHaveLength(2);
+      expect(x.baseline.note).toMatch(/not QEMU itself/);
+      expect(x.baseline.opsRatio.median).toBeGreaterThan(0);
+    }
+    const bad = await cli('bench', '--baseline', 'qemu', '--host-dma-threads', '1', '--ops', '10');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('replay --baseline qemu: interleaved rounds on both targets, ours/theirs, both correct and the same work', async () => {
     const r = await cli(
       ...['replay', join(traces, 'vtd-nocm-lazy.clean.log'), '--baseline', 'qemu', '--rounds', '2', '--warmup', '1'],
