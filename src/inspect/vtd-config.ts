@@ -3,12 +3,12 @@
  * resolved register options and the latched root table), over a reader of our choosing: the
  * resolver only reads, so an inspection runs the unit's own checks in the unit's own order.
  *
- * The capabilities mirror VtdIommu's constructor, not CAP/ECAP as read through MMIO: the unit
- * hard-wires ADMS and FL5LP to 0 whatever CAP advertises (the report lists this), and an
- * inspection must agree with what the unit's translate does.
+ * The capabilities are VtdIommu's own (vtdResolverCaps), not CAP/ECAP as read through MMIO: the
+ * unit hard-wires ADMS to 0 whatever CAP advertises, and an inspection must agree with what the
+ * unit's translate does.
  */
 import { CFG, packWalkConfig } from '../pgtable/walk-config.js';
-import { CONFIG_FLAG, VtdResolver, type VtdCaps, type VtdConfig } from '../vendor/vtd/resolve.js';
+import { CONFIG_FLAG, VtdResolver, vtdResolverCaps, type VtdCaps, type VtdConfig } from '../vendor/vtd/resolve.js';
 import type { QwordReader } from '../vendor/vtd/resolve-reader.js';
 import type { VtdRegisters } from '../vendor/vtd/regs.js';
 
@@ -19,22 +19,7 @@ export interface VtdUnitView {
 
 /** The resolver capabilities of `unit`, as VtdIommu builds them from its options. */
 export function vtdCaps(unit: VtdUnitView): VtdCaps {
-  const o = unit.regs.options;
-  return {
-    sagaw: o.addressWidth === 57 ? 0b1110 : o.addressWidth === 48 ? 0b0110 : 0b0010,
-    mgaw: o.addressWidth,
-    haw: Math.min(52, Math.max(32, o.addressWidth)),
-    smts: o.scalableMode,
-    adms: false,
-    dt: o.deviceTlb,
-    pt: o.passThrough,
-    pasid: o.pasidWidth > 0,
-    prs: o.pageRequests,
-    flts: o.firstStage,
-    slts: o.secondStage,
-    nest: o.nesting,
-    fl5lp: false,
-  };
+  return vtdResolverCaps(unit.regs.options);
 }
 
 /** A resolver of `unit`'s configuration reading through `reader`, at the root table the unit latched. */

@@ -377,6 +377,68 @@ describe('VT-d unit: a long doorbell', () => {
   });
 });
 
+describe('VT-d unit: a 5-level first stage', () => {
+  it('with a 57-bit address width the unit advertises FS5LP and walks FLPM 5-level first stages', () => {
+    fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });
+    const unit = fd.vtdCreate({
+      guestRamBytes: 16 * 2 ** 20,
+      addressWidth: 57,
+      scalableMode: true,
+      firstStage: true,
+      pasidWidth: 8,
+    });
+    expect((BigInt(unit.mmioRead(VTD_REG.CAP, 8)) >> 60n) & 1n).toBe(1n); // FS5LP
+    const gp = unit.guest;
+    const frames = new FrameAllocator(gp);
+    frames.alloc();
+    const page = (): number => frames.alloc() * 4096;
+    const data = page();
+    gp.u8.fill(0x57, data, data + 4096);
+    // An IOVA above 2^48, which only a 5-level table can map.
+    const iova = 2 ** 50 + 0x4000_0000;
+    const fs = new RadixPageTable(gp, frames, x86FirstStageCodec(57));
+    fs.map(iova, 4096, () => data, R | W, false);
+    const root = page();
+    const ctxTable = page();
+    const dir = page();
+    const ptbl = page();
+    encodeSmRootEntry({ lp: true, lctp: ctxTable, up: false, uctp: 0 }, gp.i32, root / 4);
+    encodeSmContextEntry(
+      {
+        present: true,
+        fpd: false,
+        dte: false,
+        paside: true,
+        pre: false,
+        pdts: 0,
+        pasidDirPtr: dir,
+        ridPasid: 0,
+        ridPriv: false,
+      },
+      gp.i32,
+      (ctxTable + (SID & 0x7f) * 32) / 4,
+    );
+    encodePasidDirEntry({ present: true, fpd: false, pasidTablePtr: ptbl }, gp.i32, dir / 4);
+    encodePasidEntry(
+      Object.assign(new PasidEntry(), {
+        present: true,
+        did: 3,
+        aw: 3,
+        pgtt: PGTT.FirstStage,
+        flptptr: fs.rootPa,
+        flpm: FLPM.Level5,
+      }),
+      gp.i32,
+      ptbl / 4,
+    );
+    unit.mmioWrite(VTD_REG.RTADDR, BigInt(root) | (1n << 10n), 8); // TTM = scalable
+    unit.mmioWrite(VTD_REG.GCMD, GCMD.SRTP, 4);
+    unit.mmioWrite(VTD_REG.GCMD, GCMD.TE, 4);
+    expect(unit.translate({ sid: SID }, iova + 0x10, R)).toBe(unit.ram.gpaToPa(data) + 0x10);
+    expect(unit.dmaRead({ sid: SID }, iova, 2)).toEqual(new Uint8Array([0x57, 0x57]));
+  });
+});
+
 describe('VT-d unit: scalable mode by PGTT (nested, pass-through) with DMA', () => {
   it('nested: first-stage tables fetched through the guest second stage, the output translated too; pass-through: GPA', () => {
     fd = Iommufd.open({ memoryBytes: 64 * 2 ** 20 });

@@ -58,7 +58,15 @@ import { priDma, type VtdDmaTransfer } from './pri-dma.js';
 import { VtdPageRequestQueue, type VtdPrqStats } from './prq.js';
 import { VtdRegisters, type VtdInterrupt, type VtdRegisterOptions } from './regs.js';
 import { IQEI } from './regs-defs.js';
-import { CONFIG_FLAG, RequestKind, VTD_ABORTED, VTD_RESOLVED, VtdConfig, VtdResolver } from './resolve.js';
+import {
+  CONFIG_FLAG,
+  RequestKind,
+  VTD_ABORTED,
+  VTD_RESOLVED,
+  VtdConfig,
+  VtdResolver,
+  vtdResolverCaps,
+} from './resolve.js';
 import { isQualifiedFault } from './resolve-faults.js';
 import { PhysQwordReader } from './resolve-reader.js';
 import { PGTT } from './structures-pasid.js';
@@ -234,21 +242,7 @@ export class VtdIommu {
     this.#prq = new VtdPageRequestQueue(this.regs, this.guest.i32, this.ram.bytes);
     const o = this.regs.options;
     this.#haw = o.addressWidth;
-    this.#resolver = new VtdResolver(new PhysQwordReader(this.guest.i32), {
-      sagaw: o.addressWidth === 57 ? 0b1110 : o.addressWidth === 48 ? 0b0110 : 0b0010,
-      mgaw: o.addressWidth,
-      haw: Math.min(52, Math.max(32, o.addressWidth)),
-      smts: o.scalableMode,
-      adms: false,
-      dt: o.deviceTlb,
-      pt: o.passThrough,
-      pasid: o.pasidWidth > 0,
-      prs: o.pageRequests,
-      flts: o.firstStage,
-      slts: o.secondStage,
-      nest: o.nesting,
-      fl5lp: false,
-    });
+    this.#resolver = new VtdResolver(new PhysQwordReader(this.guest.i32), vtdResolverCaps(o));
     const iotlb = backend.iotlb ?? new Iotlb(64, 1);
     this.#iotlb = iotlb;
     this.#config = new ConfigCache(opts.configEntries ?? 1024, iotlb.shards);

@@ -1,6 +1,7 @@
 import { Access } from '../../pgtable/types.js';
 import { isQualifiedFault, VTD_CFG_FR } from './resolve-faults.js';
 import type { QwordReader } from './resolve-reader.js';
+import type { ResolvedVtdOptions } from './regs-caps.js';
 import {
   CONTEXT_ENTRY_RSVD,
   CONTEXT_TT,
@@ -80,6 +81,29 @@ export interface VtdCaps {
   readonly nest: boolean;
   /** CAP.FL5LP: 5-level first-stage paging. */
   readonly fl5lp: boolean;
+}
+
+/**
+ * The resolver capabilities of a unit with resolved register options `o`: what its CAP/ECAP
+ * advertise (regs-caps.ts), except ADMS, which the unit does not implement.
+ */
+export function vtdResolverCaps(o: ResolvedVtdOptions): VtdCaps {
+  return {
+    sagaw: o.addressWidth === 57 ? 0b1110 : o.addressWidth === 48 ? 0b0110 : 0b0010,
+    mgaw: o.addressWidth,
+    haw: Math.min(52, Math.max(32, o.addressWidth)),
+    smts: o.scalableMode,
+    adms: false,
+    dt: o.deviceTlb,
+    pt: o.passThrough,
+    pasid: o.pasidWidth > 0,
+    prs: o.pageRequests,
+    flts: o.firstStage,
+    slts: o.secondStage,
+    nest: o.nesting,
+    // CAP.FS5LP: first-stage 5-level paging with a 57-bit address width.
+    fl5lp: o.firstStage && o.addressWidth === 57,
+  };
 }
 
 /** The kind of request a configuration is fetched for. */
