@@ -34,6 +34,17 @@ interface Run {
   p99Us: number;
 }
 
+/** A run's figures from its per-fault latencies (ms) and its wall time (ms). */
+function runOf(lat: Float64Array, ms: number): Run {
+  lat.sort();
+  const faults = lat.length;
+  return {
+    faultsPerSecond: (faults / ms) * 1000,
+    p50Us: lat[faults >> 1]! * 1000,
+    p99Us: lat[Math.floor(faults * 0.99)]! * 1000,
+  };
+}
+
 /** An fd, a VT-d device with PRI on an IOPF-capable HWPT, and a VMM with one big buffer to map pages from. */
 function rig(faults: number) {
   const fd = Iommufd.open({ memoryBytes: Math.max(64, Math.ceil((faults * 4096 * 1.5) / 2 ** 20) + 32) * 2 ** 20 });
@@ -74,12 +85,7 @@ async function recoverable(faults: number): Promise<Run> {
   const ms = performance.now() - t0;
   if (queue.stats.answered !== faults) throw new Error(`answered ${queue.stats.answered} of ${faults}`);
   await fd.close();
-  lat.sort();
-  return {
-    faultsPerSecond: (faults / ms) * 1000,
-    p50Us: lat[faults >> 1]! * 1000,
-    p99Us: lat[Math.floor(faults * 0.99)]! * 1000,
-  };
+  return runOf(lat, ms);
 }
 
 /** Recoverable faults on the emulated VT-d unit, answered by the guest driver's PRQ handler. */
@@ -110,12 +116,7 @@ async function vtdGuest(faults: number): Promise<Run> {
   }
   const ms = performance.now() - t0;
   await fd.close();
-  lat.sort();
-  return {
-    faultsPerSecond: (faults / ms) * 1000,
-    p50Us: lat[faults >> 1]! * 1000,
-    p99Us: lat[Math.floor(faults * 0.99)]! * 1000,
-  };
+  return runOf(lat, ms);
 }
 
 /** Report-only: the translation faults, its page request is queued, read and failed in batches; nothing waits. */
@@ -139,12 +140,7 @@ async function reportOnly(faults: number): Promise<Run> {
   const ms = performance.now() - t0;
   if (queue.stats.queued !== faults) throw new Error(`queued ${queue.stats.queued} of ${faults}`);
   await fd.close();
-  lat.sort();
-  return {
-    faultsPerSecond: (faults / ms) * 1000,
-    p50Us: lat[faults >> 1]! * 1000,
-    p99Us: lat[Math.floor(faults * 0.99)]! * 1000,
-  };
+  return runOf(lat, ms);
 }
 
 async function main(): Promise<void> {
