@@ -63,8 +63,7 @@ export function resolveBenchOptions(input: BenchOptionsInput): BenchOptions {
     atsOff: input.atsOff ?? false,
     dropInvalidationsFrom: drop,
   };
-  if (o.target !== 'ioasid' && o.target !== 'qemu')
-    throw BENCH_ERRORS.range('target', o.target, "'ioasid' or 'qemu'");
+  if (o.target !== 'ioasid' && o.target !== 'qemu') throw BENCH_ERRORS.range('target', o.target, "'ioasid' or 'qemu'");
   if (o.target === 'qemu' && o.hostDmaThreads > 0)
     throw BENCH_ERRORS.range('hostDmaThreads', o.hostDmaThreads, '0 on the QEMU-style baseline (it has no host DMA)');
   runGeometry(o, spec);

@@ -11,6 +11,7 @@ import { CorrectnessLog, probeAgainstModel } from './check.js';
 import type { BenchDevice } from './device.js';
 import { runGeometry, WINDOW_BASE, type RunGeometry } from './geometry.js';
 import { LatencyHistogram } from './histogram.js';
+import { runFaults } from './faults.js';
 import { HostDma } from './host-dma.js';
 import type { DropperCounts } from './invalidation-dropper.js';
 import { IovaSlots } from './iova-slots.js';
@@ -97,6 +98,10 @@ function waitUntil(due: number): void {
  * sees the state after the final sync, before the correctness probe translates anything.
  */
 export async function runOnce(o: BenchOptions, onProgress?: RunProgress, atEnd?: BenchStateHook): Promise<BenchRun> {
+  if (o.scenario === 'faults') {
+    if (atEnd !== undefined) throw new RangeError('the faults scenario leaves no guest state to inspect');
+    return runFaults(o, onProgress);
+  }
   const spec = SCENARIO_SPECS[o.scenario];
   const geometry = runGeometry(o, spec);
   const fd = Iommufd.open({

@@ -10,7 +10,7 @@ import type { HostDmaFigures } from './host-dma.js';
 export type BenchVendor = 'vtd' | 'smmu';
 
 /** Every scenario, in the order `--help` lists them. */
-export const SCENARIOS = ['strict', 'lazy', 'range', 'asid-churn', 'mixed', 'multi-guest'] as const;
+export const SCENARIOS = ['strict', 'lazy', 'range', 'asid-churn', 'mixed', 'multi-guest', 'faults'] as const;
 
 /** A named workload (scenarios.ts describes each). */
 export type ScenarioName = (typeof SCENARIOS)[number];

@@ -195,6 +195,19 @@ function benchPlan(f: BenchFlags): BenchPlan {
   if (f.sweepValues !== undefined && f.sweep === undefined) throw new UsageError('--sweep-values needs --sweep');
   if (f.guests !== undefined && !SCENARIO_SPECS[scenario].multiUnit)
     throw new UsageError(`--guests applies to multi-guest, not ${scenario}`);
+  if (scenario === 'faults') {
+    const other =
+      f.baseline !== undefined
+        ? '--baseline (the QEMU 7.2 model has no page requests)'
+        : f.rate !== undefined
+          ? '--rate (it runs closed loop)'
+          : (f.hostDmaThreads ?? 0) > 0
+            ? '--host-dma-threads'
+            : f.testDropInvalidations !== undefined
+              ? '--test-drop-invalidations'
+              : undefined;
+    if (other !== undefined) throw new UsageError(`the faults scenario takes no ${other}`);
+  }
   if (f.baseline !== undefined && (f.hostDmaThreads ?? 0) > 0)
     throw new UsageError('--baseline qemu runs without host DMA threads (the baseline has none)');
   const vendors: BenchVendor[] = f.vendor === undefined || f.vendor === 'both' ? ['vtd', 'smmu'] : [f.vendor];

@@ -72,7 +72,9 @@ function resultBlock(r: BenchResult, doc: BenchDocument): string[] {
     `  barriers/s: ${spreadText('barriersPerSecond', s.barriersPerSecond, n)}  (${first.barriers})`,
     `  latency:    p50 ${spreadText('barrierP50Us', s.barrierP50Us, n)} µs  p99 ${spreadText('barrierP99Us', s.barrierP99Us, n)} µs  ` +
       `p99.9 ${spreadText('barrierP999Us', s.barrierP999Us, n)} µs  max ${micros(maxUs)} µs  ` +
-      `(${lat.samples} barriers, ${o.rate !== undefined ? 'scheduled time' : 'doorbell'} → completion)`,
+      (o.scenario === 'faults'
+        ? `(${lat.samples} faults, DMA call → completion)`
+        : `(${lat.samples} barriers, ${o.rate !== undefined ? 'scheduled time' : 'doorbell'} → completion)`),
     `  IOTLB:      hit rate ${spreadText('iotlbHitRate', s.iotlbHitRate, n)}, ${c.fills} fills, ${c.evictions} evictions, ` +
       `${c.invalidated} invalidated, ${spreadText('overInvalidations', s.overInvalidations, n)} over-invalidations` +
       (c.atcHits > 0 ? `, ${c.atcHits} ATC hits` : ''),

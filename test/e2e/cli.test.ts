@@ -381,6 +381,34 @@ describe.concurrent('ioasid CLI', () => {
     expect(readFileSync(report, 'utf8')).toContain('Throughput over time');
   });
 
+  it('bench --scenario faults: recoverable faults per second, each DMA faulting once, every request answered', async () => {
+    const r = await cli('bench', '--scenario', 'faults', '--ops', '300', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as {
+      ok: boolean;
+      results: {
+        vendor: string;
+        runs: {
+          ops: number;
+          commands: number;
+          barriers: number;
+          correctness: { ok: boolean; checkedDuringRun: number };
+        }[];
+      }[];
+    };
+    expect(j.ok).toBe(true);
+    expect(j.results.map((x) => x.vendor)).toEqual(['vtd', 'smmu']);
+    for (const x of j.results) {
+      const run = x.runs[0]!;
+      expect(run.ops).toBe(300);
+      expect(run.barriers).toBe(300); // one answer per fault
+      expect(run.commands).toBe(600); // the request and its answer
+      expect(run.correctness).toMatchObject({ ok: true, checkedDuringRun: 300 });
+    }
+    const bad = await cli('bench', '--scenario', 'faults', '--baseline', 'qemu', '--ops', '10');
+    expect(bad.status).toBe(2);
+  });
+
   it('bench --baseline qemu: each point on the QEMU-style baseline too, ours/theirs per round, both checked', async () => {
     const r = await cli('bench', '--scenario', 'mixed', '--ops', '400', '--runs', '2', '--baseline', 'qemu', '--json');
     expect(r.status, r.stderr).toBe(0);
