@@ -14,7 +14,16 @@ const examples = [...readme.matchAll(/<!-- example: (\w+) -->\s*```ts\n([\s\S]*?
 
 describe('README examples run as written', () => {
   it('the README has its examples', () => {
-    expect(examples.map((e) => e.name)).toEqual(['basic', 'pasid', 'workers', 'vtd', 'vtdassign', 'shadow', 'smmu', 'faults']);
+    expect(examples.map((e) => e.name)).toEqual([
+      'basic',
+      'pasid',
+      'workers',
+      'vtd',
+      'vtdassign',
+      'shadow',
+      'smmu',
+      'faults',
+    ]);
   });
 
   it.each(examples)('example $name runs and exits 0', ({ code }) => {
