@@ -6,10 +6,9 @@
  * copying it into CONS.OVACKFLG (`queue_sync_cons_ovf`), which lets the unit write again.
  */
 import type { FrameAllocator, PhysMemory } from '../../memory/index.js';
-import { decodePriRequest, PRIQ_WORDS, type SmmuPriRecord } from '../../vendor/smmuv3/records.js';
-import { Q_INDEX, QUEUE_ENTRY_BYTES, SMMU_PAGE1_REG } from '../../vendor/smmuv3/regs-defs.js';
-import { queueBaseRegister } from './cmdq.js';
-import { allocCoherent } from './coherent.js';
+import { decodePriRequest, type SmmuPriRecord } from '../../vendor/smmuv3/records.js';
+import { QUEUE_ENTRY_BYTES, SMMU_PAGE1_REG } from '../../vendor/smmuv3/regs-defs.js';
+import { OutQueueReader } from './out-queue.js';
 import type { SmmuMmio } from './port.js';
 
 /** What one pass of the PRI queue thread read. */
@@ -22,66 +21,51 @@ export interface PriQueueDrain {
 
 /** A guest's PRI queue over one unit. */
 export class PriQueue {
-  /** Guest-physical base of the ring. */
-  readonly base: number;
-  /** log2 of the entries. */
-  readonly log2Size: number;
-  /** Entries in the ring. */
-  readonly entries: number;
-  /** Requests consumed. */
-  records = 0;
-  /** Overflows noticed. */
-  overflows = 0;
-  readonly #mmio: SmmuMmio;
-  readonly #i32: Int32Array;
-  readonly #mask: number;
-  readonly #record = new Int32Array(PRIQ_WORDS);
-  #prod = 0;
-  #cons = 0;
+  readonly #q: OutQueueReader;
 
   /** Allocates the ring from `frames` (aligned to its size). Nothing touches the unit. */
   constructor(mmio: SmmuMmio, guest: PhysMemory, frames: FrameAllocator, log2Size: number) {
-    this.#mmio = mmio;
-    this.#i32 = guest.i32;
-    this.log2Size = log2Size;
-    this.entries = 2 ** log2Size;
-    this.#mask = 2 * this.entries - 1;
-    this.base = allocCoherent(frames, this.entries * QUEUE_ENTRY_BYTES.priq);
+    this.#q = new OutQueueReader(mmio, guest, frames, log2Size, {
+      recordBytes: QUEUE_ENTRY_BYTES.priq,
+      prodReg: SMMU_PAGE1_REG.PRIQ_PROD,
+      consReg: SMMU_PAGE1_REG.PRIQ_CONS,
+    });
+  }
+
+  /** Guest-physical base of the ring. */
+  get base(): number {
+    return this.#q.base;
+  }
+
+  /** log2 of the entries. */
+  get log2Size(): number {
+    return this.#q.log2Size;
+  }
+
+  /** Entries in the ring. */
+  get entries(): number {
+    return this.#q.entries;
+  }
+
+  /** Requests consumed. */
+  get records(): number {
+    return this.#q.records;
+  }
+
+  /** Overflows noticed. */
+  get overflows(): number {
+    return this.#q.overflows;
   }
 
   /** PRIQ_BASE as Linux writes it. */
   get baseRegister(): bigint {
-    return queueBaseRegister(this.base, this.log2Size);
+    return this.#q.baseRegister;
   }
 
   /** `arm_smmu_priq_thread`: consumes every request the unit produced, in order. */
   drain(): PriQueueDrain {
     const records: SmmuPriRecord[] = [];
-    let overflowed = false;
-    do {
-      while (!this.#empty()) {
-        const at = (this.base + (this.#cons & (this.entries - 1)) * QUEUE_ENTRY_BYTES.priq) / 4;
-        for (let w = 0; w < PRIQ_WORDS; w++) this.#record[w] = this.#i32[at + w]!;
-        records.push(decodePriRequest(this.#record));
-        this.records++;
-        this.#cons = ((this.#cons & Q_INDEX.OVF) | ((this.#cons + 1) & this.#mask)) >>> 0;
-        this.#mmio.write32(SMMU_PAGE1_REG.PRIQ_CONS, this.#cons);
-      }
-      const prod = this.#mmio.read32(SMMU_PAGE1_REG.PRIQ_PROD);
-      if (((prod ^ this.#prod) & Q_INDEX.OVF) !== 0) {
-        this.overflows++;
-        overflowed = true;
-      }
-      this.#prod = prod;
-    } while (!this.#empty());
-    if (((this.#prod ^ this.#cons) & Q_INDEX.OVF) !== 0) {
-      this.#cons = ((this.#prod & Q_INDEX.OVF) | (this.#cons & this.#mask)) >>> 0;
-      this.#mmio.write32(SMMU_PAGE1_REG.PRIQ_CONS, this.#cons);
-    }
+    const overflowed = this.#q.drain((r) => records.push(decodePriRequest(r)));
     return { records, overflowed };
-  }
-
-  #empty(): boolean {
-    return ((this.#prod ^ this.#cons) & this.#mask) === 0;
   }
 }
