@@ -152,8 +152,6 @@ export class Iommufd {
   /** The register model of each vIOMMU that has one. */
   readonly #viommuUnits = new Map<number, SmmuIommu>();
   #closed = false;
-  /** The page-request tags each device has outstanding (PRG indices or stall tags). */
-  readonly #tags = new reg.RequestTags();
   /** Device slot by device id (the data plane's name for a device). */
   readonly #slots: number[] = [];
   /** The VMM's host memory. */
@@ -776,11 +774,11 @@ export class Iommufd {
   #pageRequest(devId: number, pasid: number, iova: number, access: number): void {
     const dev = this.#ctx.objects.get(devId, 'device');
     const model = iopfModel(dev);
-    const grpid = this.#tags.take(devId, model);
+    const tags = this.#ctx.requests;
+    const grpid = tags.take(devId, model, pasid, reg.NO_WAITER);
     if (grpid < 0) return;
-    // Listening before the report: a handler on faults$ may answer at once.
-    void reg.awaitAnswer(reg.faultQueueOf(dev, pasid), devId, pasid, grpid).then(() => this.#tags.give(devId, grpid));
-    reg.reportPageFault(dev, pasid, { grpid, perm: permOf(access), addr: BigInt(iova - (iova % 4096)), last: true });
+    // The tag comes back with the answer (a write, or an auto-response).
+    if (!reg.reportPageRequest(dev, pasid, grpid, permOf(access), iova - (iova % 4096))) tags.give(devId, grpid);
   }
 
   /**
@@ -833,14 +831,15 @@ export class Iommufd {
       // PRI: one group, the last fault with LAST_PAGE; stall: a group (a tag) per transaction.
       const groups = model === 'pri' ? [waiting] : waiting.map((w) => [w]);
       const answers: Promise<number>[] = [];
-      const taken: number[] = [];
-      try {
-        for (const g of groups) {
-          const tag = this.#tags.take(devId, model);
-          if (tag < 0) throw new IommufdError('EBUSY', `device ${devId} has every request tag outstanding`);
-          taken.push(tag);
-          // Listening before the report: a handler on faults$ may answer at once.
-          answers.push(reg.awaitAnswer(reg.faultQueueOf(dev, pasid), devId, pasid, tag));
+      const tags = this.#ctx.requests;
+      for (const g of groups) {
+        let resolve!: (code: number) => void;
+        answers.push(new Promise<number>((r) => (resolve = r)));
+        // The waiter is in place before the report: a handler on faults$ may answer at once.
+        const tag = tags.take(devId, model, pasid, { answered: (_d, _t, code) => resolve(code) });
+        if (tag < 0) throw new IommufdError('EBUSY', `device ${devId} has every request tag outstanding`);
+        try {
+          reg.faultQueueOf(dev, pasid);
           g.forEach((w, i) => {
             reg.reportPageFault(dev, pasid, {
               grpid: tag,
@@ -849,14 +848,14 @@ export class Iommufd {
               last: i === g.length - 1,
             });
           });
-          requests += g.length;
+        } catch (e) {
+          // This group was not sent (earlier ones were: their answers free their tags).
+          tags.give(devId, tag);
+          throw e;
         }
-      } catch (e) {
-        for (const t of taken) this.#tags.give(devId, t);
-        throw e;
+        requests += g.length;
       }
       const codes = await Promise.all(answers);
-      for (const t of taken) this.#tags.give(devId, t);
       const bad = codes.findIndex((c) => c !== reg.PAGE_RESPONSE.Success);
       if (bad >= 0) throw new DmaFaultError(groups[bad]![0]!.fault);
     }

@@ -1,4 +1,5 @@
 import { Iotlb, ShadowTable } from '../cache/index.js';
+import { RequestTags } from './page-requests.js';
 import type { OpList } from '../ops/index.js';
 import { HostAddressSpace, SystemMemory } from '../memory/index.js';
 import { InvalidationPipeline } from '../pipeline/index.js';
@@ -70,6 +71,8 @@ export class IommufdCtx {
   readonly privileged: boolean;
   /** RLIMIT_MODE: 0 user-based, 1 mm-based accounting. */
   accountMode = 0;
+  /** The page-request tags each device has outstanding (PRG indices or stall tags), and who waits on each. */
+  readonly requests = new RequestTags();
   /** Next stream ID handed to a device bound without one. */
   nextSid = 1;
 

@@ -64,57 +64,90 @@ export interface GroupAnswer {
   faults: readonly { addr: bigint; perm: number }[];
 }
 
-/** A fault group: the faults of one page request group, whole once its last page arrived. */
-interface Group {
-  dev: DeviceObject;
-  pasid: number;
-  grpid: number;
-  hwpt: AttachableHwpt;
-  faults: { addr: bigint; perm: number }[];
-  cookie: number;
-}
+/** What a queue tells when a group is answered: the device side of the FAULT object. */
+export type AnswerSink = (devId: number, pasid: number, grpid: number, code: number) => void;
+
+/** u32 words per queued record: the 10 of `struct iommu_hwpt_pgfault`, the HWPT id, and the group word. */
+const REC = 12;
+/** Word of a record: flags, devId, pasid, grpid, perm, (reserved), addr low, addr high, length, cookie. */
+const R_FLAGS = 0;
+const R_DEV = 1;
+const R_PASID = 2;
+const R_GRPID = 3;
+const R_PERM = 4;
+const R_ADDR_LO = 6;
+const R_ADDR_HI = 7;
+const R_COOKIE = 9;
+const R_HWPT = 10;
+/** On a group's first record: its record count, with DEAD set once it was auto-answered while queued. */
+const R_GROUP = 11;
+const DEAD = 0x8000_0000;
+/** u32 words per cookie of the awaiting table: records (0: free), devId, pasid + 1, grpid, HWPT id, perm, addr low, addr high. */
+const AW = 8;
+const TWO32 = 2 ** 32;
 
 /**
  * The VMM's end of a FAULT object (the kernel's `[iommufd-pgfault]` fd): reads whole groups,
  * writes responses, and streams queued groups on {@link faults$}. Close it as the fd would be
  * closed: the object can then be destroyed (which answers everything still pending INVALID).
+ *
+ * Queued records and the groups awaiting a response live in typed arrays, in the uAPI's record
+ * layout: {@link readInto}, {@link readBytes}, {@link respondWords} and {@link writeBytes}
+ * allocate nothing per group, so a VMM's fault loop runs allocation-free. The typed-object calls
+ * ({@link read}, {@link respond}) and the streams build objects only for what they return.
  */
 export class FaultQueue {
   /** The FAULT object's id. */
   readonly id: number;
-  readonly #queued: Group[] = [];
-  readonly #awaiting = new Map<number, Group>();
-  /** Cookies given back, smallest first taken (xa_alloc from 1 takes the lowest free index). */
-  readonly #freeCookies: number[] = [];
-  #nextCookie = 1;
+  /** Queued records: a ring of REC words each, `#head` ≤ `#tail` (record counts, masked by the capacity). */
+  #q = new Uint32Array(64 * REC);
+  #qMask = 63;
+  #head = 0;
+  #tail = 0;
+  #pending = 0;
+  /** Groups read and awaiting a response, by cookie (AW words each; cookie 0 unused). */
+  #aw = new Uint32Array(64 * AW);
+  /** The faults of an awaiting group of more than one record, by cookie (the answer stream's `faults`). */
+  readonly #awMulti = new Map<number, { addr: bigint; perm: number }[]>();
+  #awaiting = 0;
+  /** The lowest cookie that may be free, and one past the highest ever given. */
+  #low = 1;
+  #high = 1;
   #closed = false;
   #destroyed = false;
   readonly #faults = new Subject<readonly PageFaultRecord[]>();
   readonly #answers = new Subject<GroupAnswer>();
-  /** Who waits for the answer to a group, by device id, then {@link groupKey}: what the device's DMA resumes on. */
-  readonly #waiters = new Map<number, Map<number, (code: number) => void>>();
+  readonly #ready = new Subject<number>();
   readonly #onClose: () => void;
+  readonly #sink: AnswerSink;
   /** Each group as it is queued, as the records a read would return (cookie 0: not read yet). */
   readonly faults$: Observable<readonly PageFaultRecord[]> = this.#faults.asObservable();
   /** Every answer to a group: written responses and auto-responses, in order. */
   readonly answers$: Observable<GroupAnswer> = this.#answers.asObservable();
+  /**
+   * Poll's EPOLLIN edge: the number of groups pending (1) each time the queue goes from empty to
+   * non-empty. A handler that drains the queue on each emission sees every group, with one
+   * notification per burst rather than one per group.
+   */
+  readonly ready$: Observable<number> = this.#ready.asObservable();
   /** Totals: groups queued, read, answered by a write, answered automatically. */
   readonly stats = { queued: 0, read: 0, answered: 0, autoAnswered: 0 };
 
-  /** A handle for FAULT object `id`; `onClose` drops the fd's reference. */
-  constructor(id: number, onClose: () => void) {
+  /** A handle for FAULT object `id`; `onClose` drops the fd's reference; `sink` learns every answer (the devices' side). */
+  constructor(id: number, onClose: () => void, sink: AnswerSink = () => undefined) {
     this.id = id;
     this.#onClose = onClose;
+    this.#sink = sink;
   }
 
   /** Groups queued and not yet read (poll's EPOLLIN when non-zero). */
   get pending(): number {
-    return this.#queued.length;
+    return this.#pending;
   }
 
   /** Groups read and not yet answered. */
   get awaiting(): number {
-    return this.#awaiting.size;
+    return this.#awaiting;
   }
 
   /**
@@ -124,14 +157,42 @@ export class FaultQueue {
   read(maxRecords = Number.POSITIVE_INFINITY): PageFaultRecord[] {
     this.#live();
     const out: PageFaultRecord[] = [];
-    while (this.#queued.length > 0 && out.length + this.#queued[0]!.faults.length <= maxRecords) {
-      const g = this.#queued.shift()!;
-      g.cookie = this.#takeCookie();
-      this.#awaiting.set(g.cookie, g);
-      this.stats.read++;
-      out.push(...records(g));
+    for (;;) {
+      const n = this.#nextGroup();
+      if (n === 0 || out.length + n > maxRecords) break;
+      const first = this.#head;
+      this.#take(n);
+      for (let i = 0; i < n; i++) out.push(this.#record(first + i));
+      this.#head += n;
     }
     return out;
+  }
+
+  /**
+   * read() into `out` as `struct iommu_hwpt_pgfault` records of 10 u32 words each (the 40-byte
+   * layout, addr as two words, low first), from word `at`: whole groups while they fit. Returns
+   * the records written. Allocation-free.
+   */
+  readInto(out: Uint32Array, at = 0): number {
+    this.#live();
+    const max = Math.floor((out.length - at) / 10);
+    const q = this.#q;
+    const mask = this.#qMask;
+    let done = 0;
+    for (;;) {
+      const n = this.#nextGroup();
+      if (n === 0 || done + n > max) break;
+      const first = this.#head;
+      this.#take(n);
+      for (let i = 0; i < n; i++) {
+        const r = ((first + i) & mask) * REC;
+        const o = at + (done + i) * 10;
+        for (let w = 0; w < 10; w++) out[o + w] = q[r + w]!;
+      }
+      this.#head += n;
+      done += n;
+    }
+    return done;
   }
 
   /**
@@ -142,21 +203,13 @@ export class FaultQueue {
     this.#live();
     if (buf.byteLength % PGFAULT_BYTES !== 0)
       throw new IommufdError('ESPIPE', `a read must be a multiple of ${PGFAULT_BYTES} bytes`);
-    const recs = this.read(buf.byteLength / PGFAULT_BYTES);
+    if (buf.byteOffset % 4 === 0)
+      return this.readInto(new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4)) * PGFAULT_BYTES;
+    const words = new Uint32Array(buf.byteLength / 4);
+    const n = this.readInto(words);
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    recs.forEach((r, i) => {
-      const at = i * PGFAULT_BYTES;
-      view.setUint32(at, r.flags, true);
-      view.setUint32(at + 4, r.devId, true);
-      view.setUint32(at + 8, r.pasid, true);
-      view.setUint32(at + 12, r.grpid, true);
-      view.setUint32(at + 16, r.perm, true);
-      view.setUint32(at + 20, 0, true);
-      view.setBigUint64(at + 24, r.addr, true);
-      view.setUint32(at + 32, r.length, true);
-      view.setUint32(at + 36, r.cookie, true);
-    });
-    return recs.length * PGFAULT_BYTES;
+    for (let i = 0; i < n * 10; i++) view.setUint32(i * 4, words[i]!, true);
+    return n * PGFAULT_BYTES;
   }
 
   /**
@@ -169,21 +222,33 @@ export class FaultQueue {
     let done = 0;
     for (const r of responses) {
       const code = r.code === 'success' ? 0 : r.code === 'invalid' ? 1 : r.code;
-      const g = typeof r.cookie === 'number' ? this.#awaiting.get(r.cookie) : undefined;
-      const bad =
-        code !== PAGE_RESPONSE.Success && code !== PAGE_RESPONSE.Invalid
-          ? `response code ${String(r.code)} is neither SUCCESS nor INVALID`
-          : g === undefined
-            ? `cookie ${String(r.cookie)} names no group awaiting a response`
-            : undefined;
+      const bad = this.#check(r.cookie, code);
       if (bad !== undefined) {
         if (done > 0) return done;
         throw new IommufdError('EINVAL', bad);
       }
-      this.#awaiting.delete(g!.cookie);
-      this.#giveCookie(g!.cookie);
-      this.stats.answered++;
-      this.#answer(g!, code, false);
+      this.#respond(r.cookie, code);
+      done++;
+    }
+    return done;
+  }
+
+  /**
+   * write() of `count` responses from `words` (from word `at`): pairs of u32 {cookie, code}, the
+   * layout of `struct iommu_hwpt_page_response`. The rules of {@link respond}; allocation-free.
+   */
+  respondWords(words: Uint32Array, count: number, at = 0): number {
+    this.#live();
+    let done = 0;
+    for (let i = 0; i < count; i++) {
+      const cookie = words[at + 2 * i]!;
+      const code = words[at + 2 * i + 1]!;
+      const bad = this.#check(cookie, code);
+      if (bad !== undefined) {
+        if (done > 0) return done;
+        throw new IommufdError('EINVAL', bad);
+      }
+      this.#respond(cookie, code);
       done++;
     }
     return done;
@@ -194,11 +259,15 @@ export class FaultQueue {
     this.#live();
     if (buf.byteLength % PAGE_RESPONSE_BYTES !== 0)
       throw new IommufdError('ESPIPE', `a write must be a multiple of ${PAGE_RESPONSE_BYTES} bytes`);
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    const rs: PageResponse[] = [];
-    for (let at = 0; at < buf.byteLength; at += PAGE_RESPONSE_BYTES)
-      rs.push({ cookie: view.getUint32(at, true), code: view.getUint32(at + 4, true) });
-    return this.respond(rs) * PAGE_RESPONSE_BYTES;
+    const count = buf.byteLength / PAGE_RESPONSE_BYTES;
+    let words: Uint32Array;
+    if (buf.byteOffset % 4 === 0) words = new Uint32Array(buf.buffer, buf.byteOffset, count * 2);
+    else {
+      const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      words = new Uint32Array(count * 2);
+      for (let i = 0; i < count * 2; i++) words[i] = view.getUint32(i * 4, true);
+    }
+    return this.respondWords(words, count) * PAGE_RESPONSE_BYTES;
   }
 
   /** Closes the handle (the fd's release): the FAULT object can then be destroyed. Idempotent. */
@@ -215,12 +284,47 @@ export class FaultQueue {
 
   // ---- the registry's side -------------------------------------------------------------------
 
+  /**
+   * Queues a one-page group (the registry's report path, allocation-free): device `devId`'s
+   * request on `pasid` (-1 for none) in group `grpid`, through HWPT `hwptId`, for the page at
+   * `addr` (an integer below 2^53) with PGFAULT_PERM `perm`.
+   */
+  enqueueOne(devId: number, pasid: number, grpid: number, hwptId: number, perm: number, addr: number): void {
+    const r = this.#room(1);
+    this.#put(r, devId, pasid, grpid, hwptId, perm, addr % TWO32, Math.floor(addr / TWO32), true);
+    this.#q[r + R_GROUP] = 1;
+    this.#tail++;
+    this.#queued();
+  }
+
   /** Queues a whole group (the registry's report path). */
-  enqueue(dev: DeviceObject, pasid: number, grpid: number, hwpt: AttachableHwpt, faults: Group['faults']): void {
-    const g: Group = { dev, pasid, grpid, hwpt, faults, cookie: 0 };
-    this.#queued.push(g);
-    this.stats.queued++;
-    this.#faults.next(records(g));
+  enqueue(
+    devId: number,
+    pasid: number,
+    grpid: number,
+    hwptId: number,
+    faults: readonly { addr: bigint; perm: number }[],
+  ): void {
+    const n = faults.length;
+    this.#room(n);
+    for (let i = 0; i < n; i++) {
+      const f = faults[i]!;
+      const r = ((this.#tail + i) & this.#qMask) * REC;
+      this.#put(
+        r,
+        devId,
+        pasid,
+        grpid,
+        hwptId,
+        f.perm,
+        Number(f.addr & 0xffff_ffffn),
+        Number(f.addr >> 32n),
+        i === n - 1,
+      );
+      this.#q[r + R_GROUP] = i === 0 ? n : 0;
+    }
+    this.#tail += n;
+    this.#queued();
   }
 
   /**
@@ -228,94 +332,247 @@ export class FaultQueue {
    * `hwpt` (a detach or a replace away from it). Returns the groups answered.
    */
   autoRespond(dev: DeviceObject, pasid: number, hwpt: AttachableHwpt): number {
-    const mine = (g: Group): boolean => g.dev === dev && g.pasid === pasid && g.hwpt === hwpt;
     let n = 0;
-    for (let i = 0; i < this.#queued.length;) {
-      const g = this.#queued[i]!;
-      if (!mine(g)) {
-        i++;
-        continue;
+    const q = this.#q;
+    for (let at = this.#head; at < this.#tail;) {
+      const r = (at & this.#qMask) * REC;
+      const count = q[r + R_GROUP]! & ~DEAD;
+      if (
+        (q[r + R_GROUP]! & DEAD) === 0 &&
+        q[r + R_DEV] === dev.id &&
+        q[r + R_HWPT] === hwpt.id &&
+        routedTo(dev, pasid, (q[r + R_FLAGS]! & PGFAULT_FLAG.PasidValid) === 0 ? NO_PASID : q[r + R_PASID]!, hwpt)
+      ) {
+        q[r + R_GROUP] = (count | DEAD) >>> 0;
+        this.#pending--;
+        this.#auto(this.#queuedAnswer(at, count));
+        n++;
       }
-      this.#queued.splice(i, 1);
-      this.#auto(g);
-      n++;
+      at += count;
     }
-    for (const [cookie, g] of [...this.#awaiting]) {
-      if (!mine(g)) continue;
-      this.#awaiting.delete(cookie);
-      this.#giveCookie(cookie);
-      this.#auto(g);
+    const aw = this.#aw;
+    for (let c = 1; c < this.#high; c++) {
+      const a = c * AW;
+      if (aw[a] === 0 || aw[a + 1] !== dev.id || aw[a + 4] !== hwpt.id) continue;
+      if (!routedTo(dev, pasid, aw[a + 2]! - 1, hwpt)) continue;
+      this.#auto(c);
       n++;
     }
     return n;
-  }
-
-  /**
-   * Calls `done` with the answer to group (`devId`, `pasid`, `grpid`) once it is answered (by a
-   * write or an auto-response; INVALID if the queue is destroyed first). One waiter per group: a
-   * device holds a group index until its answer. Register before the group can be answered.
-   */
-  onAnswer(devId: number, pasid: number, grpid: number, done: (code: number) => void): void {
-    if (this.#destroyed) {
-      done(PAGE_RESPONSE.Invalid);
-      return;
-    }
-    let mine = this.#waiters.get(devId);
-    if (mine === undefined) this.#waiters.set(devId, (mine = new Map<number, (code: number) => void>()));
-    mine.set(groupKey(pasid, grpid), done);
   }
 
   /** The object is destroyed: everything pending is answered INVALID and the streams complete. */
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
-    for (const g of this.#queued.splice(0)) this.#auto(g);
-    for (const g of this.#awaiting.values()) this.#auto(g);
-    this.#awaiting.clear();
-    // Waiters whose group was never reported (or is still collecting pages) fail too.
-    for (const mine of this.#waiters.values()) for (const done of mine.values()) done(PAGE_RESPONSE.Invalid);
-    this.#waiters.clear();
+    const q = this.#q;
+    for (let at = this.#head; at < this.#tail;) {
+      const r = (at & this.#qMask) * REC;
+      const count = q[r + R_GROUP]! & ~DEAD;
+      if ((q[r + R_GROUP]! & DEAD) === 0) this.#auto(this.#queuedAnswer(at, count));
+      at += count;
+    }
+    this.#head = this.#tail;
+    this.#pending = 0;
+    for (let c = 1; c < this.#high; c++) if (this.#aw[c * AW] !== 0) this.#auto(c);
     this.#faults.complete();
     this.#answers.complete();
+    this.#ready.complete();
   }
 
-  #auto(g: Group): void {
-    this.stats.autoAnswered++;
-    this.#answer(g, PAGE_RESPONSE.Invalid, true);
-  }
+  // ---- internals -----------------------------------------------------------------------------
 
-  #answer(g: Group, code: number, auto: boolean): void {
-    const mine = this.#waiters.get(g.dev.id);
-    const key = groupKey(g.pasid, g.grpid);
-    const done = mine?.get(key);
-    if (done !== undefined) {
-      mine!.delete(key);
-      done(code);
+  /** The record count of the next live group (skipping auto-answered ones), or 0 when none is queued. */
+  #nextGroup(): number {
+    const q = this.#q;
+    while (this.#head < this.#tail) {
+      const g = q[(this.#head & this.#qMask) * REC + R_GROUP]!;
+      if ((g & DEAD) === 0) return g;
+      this.#head += g & ~DEAD;
     }
-    if (!this.#answers.observed) return;
-    this.#answers.next({
-      devId: g.dev.id,
-      pasid: g.pasid,
-      grpid: g.grpid,
-      cookie: g.cookie,
-      code,
-      auto,
-      faults: g.faults,
-    });
+    return 0;
   }
 
-  #takeCookie(): number {
-    const free = this.#freeCookies;
-    if (free.length === 0) return this.#nextCookie++;
-    // The smallest free cookie (a short sorted list: answered cookies come back here).
-    return free.shift()!;
+  /** The group of `n` records at the head gets the lowest free cookie and moves to the awaiting table. */
+  #take(n: number): void {
+    let c = this.#low;
+    const aw0 = this.#aw;
+    while (c < this.#high && aw0[c * AW] !== 0) c++;
+    if (c >= this.#high) this.#high = c + 1;
+    if ((c + 1) * AW > this.#aw.length) {
+      const grown = new Uint32Array(this.#aw.length * 2);
+      grown.set(this.#aw);
+      this.#aw = grown;
+    }
+    this.#low = c + 1;
+    const q = this.#q;
+    const mask = this.#qMask;
+    const r = (this.#head & mask) * REC;
+    const aw = this.#aw;
+    const a = c * AW;
+    const pasidValid = (q[r + R_FLAGS]! & PGFAULT_FLAG.PasidValid) !== 0;
+    aw[a] = n;
+    aw[a + 1] = q[r + R_DEV]!;
+    aw[a + 2] = pasidValid ? q[r + R_PASID]! + 1 : 0;
+    aw[a + 3] = q[r + R_GRPID]!;
+    aw[a + 4] = q[r + R_HWPT]!;
+    aw[a + 5] = q[r + R_PERM]!;
+    aw[a + 6] = q[r + R_ADDR_LO]!;
+    aw[a + 7] = q[r + R_ADDR_HI]!;
+    for (let i = 0; i < n; i++) q[((this.#head + i) & mask) * REC + R_COOKIE] = c;
+    if (n > 1) {
+      const faults: { addr: bigint; perm: number }[] = [];
+      for (let i = 0; i < n; i++) {
+        const ri = ((this.#head + i) & mask) * REC;
+        faults.push({ addr: addrOf(q, ri), perm: q[ri + R_PERM]! });
+      }
+      this.#awMulti.set(c, faults);
+    }
+    this.#pending--;
+    this.#awaiting++;
+    this.stats.read++;
   }
 
-  #giveCookie(cookie: number): void {
-    const free = this.#freeCookies;
-    let i = free.length;
-    while (i > 0 && free[i - 1]! > cookie) i--;
-    free.splice(i, 0, cookie);
+  /** Why answering `cookie` with `code` is EINVAL, or undefined. */
+  #check(cookie: unknown, code: unknown): string | undefined {
+    if (code !== PAGE_RESPONSE.Success && code !== PAGE_RESPONSE.Invalid)
+      return `response code ${String(code)} is neither SUCCESS nor INVALID`;
+    if (typeof cookie !== 'number' || !(cookie >= 1 && cookie < this.#high) || this.#aw[cookie * AW] === 0)
+      return `cookie ${String(cookie)} names no group awaiting a response`;
+    return undefined;
+  }
+
+  #respond(cookie: number, code: number): void {
+    this.stats.answered++;
+    this.#answer(cookie, code, false);
+  }
+
+  #auto(cookie: number): void {
+    this.stats.autoAnswered++;
+    this.#answer(cookie, PAGE_RESPONSE.Invalid, true);
+  }
+
+  /**
+   * Answers awaiting group `cookie` (or, with cookie ≥ 2^32, the queued group staged there by
+   * {@link #queuedAnswer}): frees the cookie, tells the devices' side, and streams the answer.
+   */
+  #answer(cookie: number, code: number, auto: boolean): void {
+    const aw = this.#aw;
+    const a = cookie * AW;
+    const devId = aw[a + 1]!;
+    const pasid = aw[a + 2]! - 1;
+    const grpid = aw[a + 3]!;
+    if (this.#answers.observed) {
+      const faults = this.#awMulti.get(cookie) ?? [
+        { addr: BigInt(aw[a + 6]!) | (BigInt(aw[a + 7]!) << 32n), perm: aw[a + 5]! },
+      ];
+      this.#answers.next({ devId, pasid, grpid, cookie: cookie === 0 ? 0 : cookie, code, auto, faults });
+    }
+    aw[a] = 0;
+    this.#awMulti.delete(cookie);
+    if (cookie !== 0) {
+      this.#awaiting--;
+      if (cookie < this.#low) this.#low = cookie;
+    }
+    this.#sink(devId, pasid, grpid, code);
+  }
+
+  /** Stages the queued group of `count` records at `at` in cookie slot 0 (never a real cookie), to be answered. */
+  #queuedAnswer(at: number, count: number): number {
+    const q = this.#q;
+    const r = (at & this.#qMask) * REC;
+    const aw = this.#aw;
+    aw[0] = count;
+    aw[1] = q[r + R_DEV]!;
+    aw[2] = (q[r + R_FLAGS]! & PGFAULT_FLAG.PasidValid) !== 0 ? q[r + R_PASID]! + 1 : 0;
+    aw[3] = q[r + R_GRPID]!;
+    aw[4] = q[r + R_HWPT]!;
+    aw[5] = q[r + R_PERM]!;
+    aw[6] = q[r + R_ADDR_LO]!;
+    aw[7] = q[r + R_ADDR_HI]!;
+    if (count > 1 && this.#answers.observed) {
+      const faults: { addr: bigint; perm: number }[] = [];
+      for (let i = 0; i < count; i++) {
+        const ri = ((at + i) & this.#qMask) * REC;
+        faults.push({ addr: addrOf(q, ri), perm: q[ri + R_PERM]! });
+      }
+      this.#awMulti.set(0, faults);
+    }
+    return 0;
+  }
+
+  /** The ring offset (in words) of the next record, after making room for `n` more. */
+  #room(n: number): number {
+    const cap = this.#qMask + 1;
+    if (this.#tail - this.#head + n > cap) {
+      let size = cap * 2;
+      while (this.#tail - this.#head + n > size) size *= 2;
+      const grown = new Uint32Array(size * REC);
+      for (let at = this.#head, i = 0; at < this.#tail; at++, i++)
+        grown.set(this.#q.subarray((at & this.#qMask) * REC, (at & this.#qMask) * REC + REC), i * REC);
+      this.#tail -= this.#head;
+      this.#head = 0;
+      this.#q = grown;
+      this.#qMask = size - 1;
+    }
+    return (this.#tail & this.#qMask) * REC;
+  }
+
+  #put(
+    r: number,
+    devId: number,
+    pasid: number,
+    grpid: number,
+    hwptId: number,
+    perm: number,
+    addrLo: number,
+    addrHi: number,
+    last: boolean,
+  ): void {
+    const q = this.#q;
+    const pasidValid = pasid !== NO_PASID;
+    q[r + R_FLAGS] = (pasidValid ? PGFAULT_FLAG.PasidValid : 0) | (last ? PGFAULT_FLAG.LastPage : 0);
+    q[r + R_DEV] = devId;
+    q[r + R_PASID] = pasidValid ? pasid : 0;
+    q[r + R_GRPID] = grpid;
+    q[r + R_PERM] = perm;
+    q[r + 5] = 0;
+    q[r + R_ADDR_LO] = addrLo;
+    q[r + R_ADDR_HI] = addrHi;
+    q[r + 8] = 0;
+    q[r + R_COOKIE] = 0;
+    q[r + R_HWPT] = hwptId;
+  }
+
+  /** A group was queued: count it, and tell the streams (objects only for an observed `faults$`). */
+  #queued(): void {
+    this.#pending++;
+    this.stats.queued++;
+    if (this.#faults.observed) {
+      const q = this.#q;
+      let at = this.#tail - 1;
+      while ((q[(at & this.#qMask) * REC + R_GROUP]! & ~DEAD) === 0) at--;
+      const out: PageFaultRecord[] = [];
+      for (; at < this.#tail; at++) out.push(this.#record(at));
+      this.#faults.next(out);
+    }
+    if (this.#pending === 1 && this.#ready.observed) this.#ready.next(1);
+  }
+
+  /** The queued record at ring index `at`, as a typed object. */
+  #record(at: number): PageFaultRecord {
+    const q = this.#q;
+    const r = (at & this.#qMask) * REC;
+    return {
+      flags: q[r + R_FLAGS]!,
+      devId: q[r + R_DEV]!,
+      pasid: q[r + R_PASID]!,
+      grpid: q[r + R_GRPID]!,
+      perm: q[r + R_PERM]!,
+      addr: addrOf(q, r),
+      length: 0,
+      cookie: q[r + R_COOKIE]!,
+    };
   }
 
   #live(): void {
@@ -323,23 +580,36 @@ export class FaultQueue {
   }
 }
 
+/**
+ * Whether a group of `recordPasid` on `hwpt` goes with the attach of (device, `pasid`): the same
+ * PASID, or a PASID with no attach of its own whose faults the RID's HWPT took (an SMMUv3 vSTE).
+ */
+function routedTo(dev: DeviceObject, pasid: number, recordPasid: number, hwpt: AttachableHwpt): boolean {
+  if (recordPasid === pasid) return true;
+  return pasid === NO_PASID && dev.pasids.get(recordPasid) !== hwpt;
+}
+
+/** The address of the record at word `r` of `q`. */
+function addrOf(q: Uint32Array, r: number): bigint {
+  return BigInt(q[r + R_ADDR_LO]!) | (BigInt(q[r + R_ADDR_HI]!) << 32n);
+}
+
+/**
+ * The HWPT that (device, PASID)'s faults go to: the one attached there, or, for a PASID with no
+ * attach of its own, an SMMUv3 vSTE on the RID (whose CD table serves every SubstreamID), as
+ * `iommu_report_device_fault` falls back to the RID's nested attach handle.
+ */
+function attachedAt(dev: DeviceObject, pasid: number): AttachableHwpt | undefined {
+  if (pasid === NO_PASID) return dev.rid;
+  const own = dev.pasids.get(pasid);
+  if (own !== undefined) return own;
+  const rid = dev.rid;
+  return rid?.type === 'hwpt-nested' && rid.vste !== undefined ? rid : undefined;
+}
+
 /** A number naming (PASID or -1, group index) within a device: 21 + 16 bits. */
 function groupKey(pasid: number, grpid: number): number {
   return (pasid + 1) * 65536 + grpid;
-}
-
-function records(g: Group): PageFaultRecord[] {
-  const pasidValid = g.pasid !== NO_PASID;
-  return g.faults.map((f, i) => ({
-    flags: (pasidValid ? PGFAULT_FLAG.PasidValid : 0) | (i === g.faults.length - 1 ? PGFAULT_FLAG.LastPage : 0),
-    devId: g.dev.id,
-    pasid: pasidValid ? g.pasid : 0,
-    grpid: g.grpid,
-    perm: f.perm,
-    addr: f.addr,
-    length: 0,
-    cookie: g.cookie,
-  }));
 }
 
 /** IOMMU_FAULT_QUEUE_ALLOC: a FAULT object and its handle (which holds a reference, as the fd does). */
@@ -350,9 +620,13 @@ export function faultQueueAlloc(ctx: IommufdCtx): FaultQueue {
     type: 'fault',
     id,
     users: 2, // the table's, and the handle's (the fd's)
-    queue: new FaultQueue(id, () => {
-      obj.users--;
-    }),
+    queue: new FaultQueue(
+      id,
+      () => {
+        obj.users--;
+      },
+      (devId, pasid, grpid, code) => ctx.requests.answer(devId, pasid, grpid, code),
+    ),
     partial: new Map(),
   };
   ctx.objects.finalize(obj);
@@ -387,7 +661,7 @@ export function faultDestroy(ctx: IommufdCtx, fault: FaultObject): void {
 
 /** The queue that (device, PASID)'s page requests go to now: ENODEV when nothing fault-capable is attached there. */
 export function faultQueueOf(dev: DeviceObject, pasid: number): FaultQueue {
-  const hwpt = pasid === NO_PASID ? dev.rid : dev.pasids.get(pasid);
+  const hwpt = attachedAt(dev, pasid);
   const fault = hwpt?.fault;
   if (fault === undefined)
     throw new IommufdError('ENODEV', `device ${dev.id} has no fault-capable domain attached there`);
@@ -405,7 +679,7 @@ export function reportPageFault(
   pasid: number,
   f: { grpid: number; perm: number; addr: bigint; last: boolean },
 ): FaultQueue {
-  const hwpt = pasid === NO_PASID ? dev.rid : dev.pasids.get(pasid);
+  const hwpt = attachedAt(dev, pasid);
   const fault = hwpt?.fault;
   if (hwpt === undefined || fault === undefined)
     throw new IommufdError('ENODEV', `device ${dev.id} has no fault-capable domain attached there`);
@@ -415,7 +689,7 @@ export function reportPageFault(
   const earlier = mine?.get(key);
   // A one-page group (the common case) never enters the partial map.
   if (f.last && earlier === undefined) {
-    fault.queue.enqueue(dev, pasid, f.grpid, hwpt, [one]);
+    fault.queue.enqueue(dev.id, pasid, f.grpid, hwpt.id, [one]);
     return fault.queue;
   }
   const faults = earlier ?? [];
@@ -426,8 +700,29 @@ export function reportPageFault(
     return fault.queue;
   }
   mine!.delete(key);
-  fault.queue.enqueue(dev, pasid, f.grpid, hwpt, faults);
+  fault.queue.enqueue(dev.id, pasid, f.grpid, hwpt.id, faults);
   return fault.queue;
+}
+
+/**
+ * The allocation-free report of a one-page group (a whole page request group, LAST_PAGE set):
+ * device `dev` on `pasid` (or NO_PASID), group `grpid`, PGFAULT_PERM `perm`, the page at `addr`
+ * (an integer below 2^53). Returns false, queuing nothing, when nothing fault-capable is attached
+ * there, or when the group already has earlier pages collecting (then the slow path is needed).
+ */
+export function reportPageRequest(
+  dev: DeviceObject,
+  pasid: number,
+  grpid: number,
+  perm: number,
+  addr: number,
+): boolean {
+  const hwpt = attachedAt(dev, pasid);
+  const fault = hwpt?.fault;
+  if (hwpt === undefined || fault === undefined) return false;
+  if (fault.partial.size !== 0 && fault.partial.get(dev.id)?.has(groupKey(pasid, grpid)) === true) return false;
+  fault.queue.enqueueOne(dev.id, pasid, grpid, hwpt.id, perm, addr);
+  return true;
 }
 
 /** A detach or replace of (device, PASID) away from `old`: its groups are answered INVALID, its partial groups dropped. */

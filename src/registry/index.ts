@@ -26,6 +26,7 @@ export {
   faultQueueAlloc,
   faultQueueOf,
   reportPageFault,
+  reportPageRequest,
   FaultQueue,
   PGFAULT_FLAG,
   PGFAULT_PERM,
@@ -36,7 +37,7 @@ export {
   type PageResponse,
   type GroupAnswer,
 } from './fault.js';
-export { RequestTags, awaitAnswer, type IopfModel } from './page-requests.js';
+export { RequestTags, NO_WAITER, type IopfModel, type TagWaiter } from './page-requests.js';
 export {
   veventqAlloc,
   reportVevent,

@@ -110,7 +110,11 @@ function x86Walk(
       return fault.set(TranslateFault.Reserved, level, FaultReason.ReservedBits, iova, VTD_FR.FS_PAGING_ENTRY_RSVD);
     }
     xd |= hi & X86_HI.XD;
-    if (setAd) Atomics.or(i32, at, level === 3 || ps ? X86_LO.A | (write ? X86_LO.D : 0) : X86_LO.A);
+    if (setAd) {
+      // As the hardware does: a locked update only when a bit is still clear.
+      const ad = level === 3 || ps ? X86_LO.A | (write ? X86_LO.D : 0) : X86_LO.A;
+      if ((lo & ad) !== ad) Atomics.or(i32, at, ad);
+    }
     if (level === 3 || ps) {
       if ((access & Access.Exec) !== 0 && xd !== 0)
         return fault.set(TranslateFault.Permission, level, FaultReason.ExecDenied, iova, VTD_FR.SM_EXEC);
