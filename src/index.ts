@@ -30,6 +30,8 @@ export {
   type VeventqType,
   type VeventRecord,
 } from './registry/index.js';
+export { DmaEngine, DMA_STATUS, type DmaEngineOptions, type DmaEngineStats } from './registry/dma-engine.js';
+export { MemoryWindow } from './memory/index.js';
 export type { CacheCounters } from './cache/index.js';
 export {
   HOST_VTD_NESTING,

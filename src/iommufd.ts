@@ -1,5 +1,6 @@
 import type { CacheCounters, ShadowCounters } from './cache/index.js';
-import { DEFAULT_MEMORY_BYTES } from './memory/index.js';
+import { DmaEngine, type DmaEngineOptions } from './registry/dma-engine.js';
+import { DEFAULT_MEMORY_BYTES, MemoryWindow } from './memory/index.js';
 import type { PipelineMetrics } from './pipeline/index.js';
 import { Access, FAULT_REASON_NAMES, MOCK_PAGE_SIZE, TranslateFault } from './pgtable/index.js';
 import * as reg from './registry/index.js';
@@ -124,6 +125,12 @@ export interface HostMemory {
   read(va: bigint, length: number): Uint8Array;
   /** How many pins hold the host page of `va` (1 while it is mapped into any domain). */
   pinCount(va: bigint): number;
+  /**
+   * Word access to the `length` bytes (whole pages) at the page-aligned `va`, resolved once and
+   * allocation-free afterwards (see {@link MemoryWindow}); it pins those pages until closed.
+   * EFAULT if any page is unmapped.
+   */
+  window(va: bigint, length: bigint): MemoryWindow;
 }
 
 /** The fault-injection control of an open {@link Iommufd} (iommufd_fail_nth). */
@@ -178,6 +185,15 @@ export class Iommufd {
       write: (va, bytes) => (live(), mm.write(va, bytes)),
       read: (va, length) => (live(), mm.read(va, length)),
       pinCount: (va) => (live(), mm.pinCount(argU64('va', va))),
+      window: (va, length) => {
+        live();
+        const start = argU64('va', va);
+        const len = argU64('length', length);
+        if (start % 4096n !== 0n || len === 0n || len > BigInt(this.#ctx.memory.phys.u8.length))
+          throw new IommufdError('EINVAL', 'a window needs a page-aligned va and a length within physical memory');
+        const frames = mm.pin(start, Number((len + 4095n) / 4096n));
+        return new MemoryWindow(this.#ctx.memory.phys.i32, frames, (f) => mm.unpin(f));
+      },
     };
     const faults: FaultInjector = this.#ctx.faults;
     this.faultInjection = {
@@ -859,6 +875,46 @@ export class Iommufd {
       const bad = codes.findIndex((c) => c !== reg.PAGE_RESPONSE.Success);
       if (bad >= 0) throw new DmaFaultError(groups[bad]![0]!.fault);
     }
+  }
+
+  /**
+   * A DMA engine for device `devId` (on its RID, or `opts.pasid`): transfers with recoverable
+   * faults, as {@link dma} makes them, but allocation-free, with up to `opts.depth` in flight and
+   * completions by callback or ring (see {@link DmaEngine}). Page requests use the device's
+   * tags, shared with {@link dma}: PRI groups, or stall tags for an SMMUv3 device without PRI.
+   */
+  dmaEngine(devId: number, opts: DmaEngineOptions = {}): DmaEngine {
+    this.#live();
+    const o = argObject('opts', opts) ?? {};
+    const dev = this.#ctx.objects.get(argId('devId', devId), 'device');
+    const pasid = o['pasid'] === undefined ? undefined : argInt('pasid', o['pasid'], 1, 0xfffff);
+    const depth = o['depth'] === undefined ? undefined : argInt('depth', o['depth'], 1, 65536);
+    const maxRetries = o['maxRetries'] === undefined ? undefined : argInt('maxRetries', o['maxRetries'], 0, 1 << 20);
+    const autoPump = o['autoPump'] === undefined ? undefined : argOptBool('autoPump', o['autoPump']);
+    if (opts.onComplete !== undefined && typeof opts.onComplete !== 'function')
+      throw new IommufdError('EINVAL', 'onComplete must be a function');
+    return new DmaEngine(
+      {
+        dev,
+        devId,
+        slot: dev.slot,
+        model: iopfModel(dev),
+        translator: this.#ctx.translator,
+        tags: this.#ctx.requests,
+        u8: this.#ctx.memory.phys.u8,
+        live: () => {
+          this.#live();
+          if (this.#slots[devId] !== dev.slot) throw new IommufdError('ENOENT', `device ${devId} was unbound`);
+        },
+      },
+      {
+        ...(pasid === undefined ? {} : { pasid }),
+        ...(depth === undefined ? {} : { depth }),
+        ...(maxRetries === undefined ? {} : { maxRetries }),
+        ...(autoPump === undefined ? {} : { autoPump }),
+        ...(opts.onComplete === undefined ? {} : { onComplete: opts.onComplete }),
+      },
+    );
   }
 
   /** Details of the last fault that {@link translate} returned on this fd. */

@@ -9,3 +9,4 @@ export { descInstall, descClear, descLoadLo, descLoadHi } from './descriptor.js'
 export { HostAddressSpace } from './host-mm.js';
 export { GuestRam } from './guest-ram.js';
 export { SystemMemory, type SharedMemoryHandles } from './system.js';
+export { MemoryWindow } from './window.js';
