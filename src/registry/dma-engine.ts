@@ -123,7 +123,7 @@ export class DmaEngine implements TagWaiter {
     this.#scheduled = false;
     if (!this.#closed) this.pump();
   };
-  #idle: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #idle: { resolve: () => void; reject: (e: Error) => void }[] = [];
   /** The first error an `onComplete` callback threw (reported by {@link idle}). */
   #error: unknown = undefined;
   #failed = false;
@@ -218,7 +218,7 @@ export class DmaEngine implements TagWaiter {
       const waiting = this.#idle;
       this.#idle = [];
       for (const w of waiting) {
-        if (this.#failed) w.reject(this.#error);
+        if (this.#failed) w.reject(this.#errorObject());
         else w.resolve();
       }
     }
@@ -249,7 +249,7 @@ export class DmaEngine implements TagWaiter {
    * an `onComplete` callback threw (the engine goes on; the error is not thrown into a microtask).
    */
   idle(): Promise<void> {
-    if (this.#failed) return Promise.reject(this.#error);
+    if (this.#failed) return Promise.reject(this.#errorObject());
     if (this.#inFlight === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => this.#idle.push({ resolve, reject }));
   }
@@ -268,6 +268,12 @@ export class DmaEngine implements TagWaiter {
   }
 
   // ---- internals -----------------------------------------------------------------------------
+
+  /** The callback's error, as an Error. */
+  #errorObject(): Error {
+    const e = this.#error;
+    return e instanceof Error ? e : new Error(`onComplete threw ${String(e)}`);
+  }
 
   /** Translates every page of `tx`; completes it, fails it, or sends its page requests. */
   #attempt(tx: number): void {
