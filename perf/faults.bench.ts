@@ -257,7 +257,7 @@ async function main(): Promise<void> {
     vtdGuest,
   };
   type Row = keyof typeof rows;
-  let names = Object.keys(rows) as Row[];
+  const names = Object.keys(rows) as Row[];
   // --row NAME: that row alone (for a profile of one path: node --cpu-prof … --row recoverable).
   const only = process.argv.indexOf('--row');
   if (only >= 0) {
@@ -266,7 +266,6 @@ async function main(): Promise<void> {
       console.error(`faults.bench: --row is one of ${names.join(', ')}`);
       process.exit(2);
     }
-    names = [want];
     for (let r = 0; r < RUNS; r++) await rows[want](FAULTS);
     console.log(`faults.bench: ran ${RUNS} × ${FAULTS} faults of ${want}`);
     return;
