@@ -23,6 +23,7 @@ describe('README examples run as written', () => {
       'shadow',
       'smmu',
       'faults',
+      'engine',
     ]);
   });
 
