@@ -60,6 +60,9 @@ export interface CacheStats extends CacheCounters {
   /** Software nesting: translations served from the shadow after an IOTLB miss, and shadow misses (nested walks). */
   shadowHits: number;
   shadowMisses: number;
+  /** Hardware-nested VT-d walks resumed from the PDE cache at the stage-1 leaf table, and entries recorded. */
+  pdeHits: number;
+  pdeFills: number;
   /** The invalidation pipeline's totals (shadow syncs run inline and on the pool), without an IOTLB undefined. */
   pipeline: PipelineMetrics | undefined;
   /** The shadow's own counters (fills, syncs' rewrites, prefetches and drops, stage-2 drops, evictions). */
@@ -1035,6 +1038,8 @@ export class Iommufd {
       atcHits: t.atcHits,
       shadowHits: t.shadowHits,
       shadowMisses: t.shadowMisses,
+      pdeHits: t.pde?.hits ?? 0,
+      pdeFills: t.pde?.fills ?? 0,
       shadow: this.#ctx.shadow?.counters() ?? {
         fills: 0,
         rewritten: 0,

@@ -31,5 +31,5 @@ export { armS1Walk, armS2Walk } from './arm/walk.js';
 export { armNestedWalk } from './arm/walk-nested.js';
 export { X86_LO, X86_HI, SL_LO, SL_HI, VTD_FR, INTERRUPT_RANGE, vtdAwWidth } from './x86/desc.js';
 export { x86FirstStageCodec, vtdSecondStageCodec, x86StartLevel } from './x86/codec.js';
-export { x86FirstStageWalk, x86NestedWalk, vtdSecondStageWalk } from './x86/walk.js';
+export { x86FirstStageWalk, x86NestedWalk, x86NestedWalkLeaf, vtdSecondStageWalk } from './x86/walk.js';
 export { entryCountsFor } from './entry-counts.js';

@@ -114,6 +114,15 @@ export class WalkFault {
   leafWritable = 0;
   /** After a successful stage-2 walk (VT-d second stage, Arm stage 2): 1 when it would also allow a write. */
   s2Writable = 0;
+  /**
+   * A VT-d nested walk that reached its 4 KiB-level table: that table's host address (else -1),
+   * what a paging-structure (PDE) cache keeps with it: the US and RW bits every level above
+   * granted (ANDed), their execute-disable, and how many {@link tableGpas} lead there.
+   */
+  pdeTablePa = -1;
+  pdeGrant = 0;
+  pdeXd = 0;
+  pdeTables = 0;
 
   /** Records a fault and returns its code. Clears `s2`, `faultClass` and `ipa`: a nested walker sets them after. */
   set(code: number, level: number, reason: number, iova: number, vendor = 0): number {

@@ -11,7 +11,11 @@ import {
   vtdSecondStageWalk,
   WalkFault,
   x86FirstStageWalk,
+  x86NestedWalkLeaf,
+  Access,
+  CFG,
 } from '../pgtable/index.js';
+import { PdeCache } from './pde-cache.js';
 import { ArmNestedTranslator } from './arm-nested.js';
 import { vtdNestedWalk } from './nested-walk.js';
 import { ContextTables, DEV_ATS, DOMAIN_IOPF, DOMAIN_SHADOW, DomainFormat } from './tables.js';
@@ -50,6 +54,8 @@ export class Translator {
   /** Shadow misses by this translator (each followed by a nested walk and a fill). */
   shadowMisses = 0;
   readonly #shadow: ShadowTable | undefined;
+  /** This thread's paging-structure cache for VT-d hardware-nested walks (with an IOTLB, whose invalidations it follows). */
+  readonly pde: PdeCache | undefined;
 
   /**
    * Creates a translator over `mem` and `ctx`; `slot` is this thread's reader slot, or -1. With
@@ -77,6 +83,7 @@ export class Translator {
     // plane (ids from 1001 up are pipeline workers').
     this.#owner = slot >= 0 ? slot + 1 : 999;
     this.#arm = new ArmNestedTranslator(mem.i32, ctx);
+    this.pde = iotlb === undefined ? undefined : new PdeCache();
   }
 
   /**
@@ -168,14 +175,14 @@ export class Translator {
             return hit;
           }
           this.shadowMisses++;
-          result = this.#walk(domain, format, iova, access);
+          result = this.#walk(domain, format, iova, access, s0);
           if (result >= 0) {
             sh.fill(tag, pasid, iova, result, want, this.fault, s0, c0, this.#owner, true);
             if (atcFill !== undefined)
               atcFill.fill(atag, iova, result, 12, want, a0, ac0, this.#owner, this.fault.unitShift);
           }
         } else {
-          result = this.#walk(domain, format, iova, access);
+          result = this.#walk(domain, format, iova, access, s0);
           if (result >= 0) {
             const f = this.fault;
             if (tlb !== undefined) tlb.fill(tag, iova, result, f.leafShift, want, s0, c0, this.#owner, f.unitShift);
@@ -200,8 +207,11 @@ export class Translator {
     return result;
   }
 
-  /** Walks `iova` in `domain`, of `format` (an ArmNested one after its configuration fetch). */
-  #walk(domain: number, format: number, iova: number, access: number): number {
+  /**
+   * Walks `iova` in `domain`, of `format` (an ArmNested one after its configuration fetch); `s0`
+   * is the IOTLB shard sequence read before the walk.
+   */
+  #walk(domain: number, format: number, iova: number, access: number, s0: number): number {
     const ctx = this.#ctx;
     const root = ctx.domainRoot(domain);
     switch (format) {
@@ -216,11 +226,47 @@ export class Translator {
       case DomainFormat.X86FirstStage:
         return x86FirstStageWalk(this.#i32, root, ctx.domainConfig(domain), iova, access, this.fault);
       case DomainFormat.VtdNested:
-        return vtdNestedWalk(this.#i32, ctx, domain, iova, access, this.fault);
+        return this.pde === undefined
+          ? vtdNestedWalk(this.#i32, ctx, domain, iova, access, this.fault)
+          : this.#nestedWalk(this.pde, domain, iova, access, s0);
       case DomainFormat.ArmNested:
         return this.#arm.walk(iova, access, this.fault);
       default:
         return this.fault.set(TranslateFault.NoDomain, 0, FaultReason.NoDomain, iova);
     }
+  }
+
+  /**
+   * A VT-d hardware-nested walk through the PDE cache: resumed at the stage-1 leaf table when
+   * the cache holds the region under the sequence `s0` and the tag's current epoch floor (both
+   * read before the walk), else walked in full and recorded.
+   */
+  #nestedWalk(pde: PdeCache, domain: number, iova: number, access: number, s0: number): number {
+    const ctx = this.#ctx;
+    const cfg = ctx.domainConfig(domain);
+    const f = this.fault;
+    if ((access & Access.Priv) === 0 || (cfg & CFG.SRE) !== 0) {
+      const floor = this.#iotlb!.floorOf(domain);
+      const e = pde.find(domain, iova, s0, floor, access, cfg, f);
+      if (e >= 0) {
+        const parent = ctx.domainParent(domain);
+        return x86NestedWalkLeaf(
+          this.#i32,
+          pde.tablePa(e),
+          pde.xd(e),
+          pde.tables(e),
+          cfg,
+          ctx.domainRoot(parent),
+          ctx.domainConfig(parent),
+          iova,
+          access,
+          f,
+        );
+      }
+      const r = vtdNestedWalk(this.#i32, ctx, domain, iova, access, f);
+      pde.record(domain, iova, s0, floor, f);
+      return r;
+    }
+    return vtdNestedWalk(this.#i32, ctx, domain, iova, access, f);
   }
 }

@@ -77,6 +77,62 @@ function x86Walk(
   // 2^53 can only be canonical in the lower half.
   if (iova >= POW2[width - 1]!)
     return fault.set(TranslateFault.NotMapped, level, FaultReason.NonCanonical, iova, VTD_FR.FS_NON_CANONICAL);
+  const memBytes = i32.length * 4;
+  const nested = s2Root >= 0;
+  // Nested table fetches read (and, setting A/D, write) guest memory through the second stage.
+  const fetch = (cfg & CFG.SET_AD) !== 0 ? Access.Read | Access.Write : Access.Read;
+  fault.pdeTablePa = -1;
+  const tablePa = nested ? vtdSecondStageWalk(i32, s2Root, s2Cfg, root, fetch, fault) : root;
+  if (tablePa < 0) return tablePa;
+  if (nested) fault.tableGpas[0] = root - (root % 4096);
+  if (tablePa + 4096 > memBytes)
+    return fault.set(TranslateFault.WalkAbort, level, FaultReason.WalkAbort, iova, VTD_FR.FS_PAGING_ENTRY_INV);
+  return x86WalkFrom(i32, tablePa, level, 0, nested ? 1 : 0, cfg, s2Root, s2Cfg, iova, access, fault);
+}
+
+/**
+ * The VT-d nested walk resumed at its last table (level 3), as a paging-structure cache entry
+ * (the PDE cache) lets hardware do: `tablePa` is the host address of the 4 KiB-level table that
+ * the upper levels led to, `xd` their execute-disable, and `tables` the stage-1 table addresses
+ * already in `fault.tableGpas` (the cache's copy). The caller has checked that the upper levels
+ * grant the access ({@link WalkFault.pdeGrant}); the leaf, its checks, A/D and the output's
+ * second-stage walk are as in {@link x86NestedWalk}.
+ */
+export function x86NestedWalkLeaf(
+  i32: Int32Array,
+  tablePa: number,
+  xd: number,
+  tables: number,
+  s1Cfg: number,
+  s2Root: number,
+  s2Cfg: number,
+  iova: number,
+  access: number,
+  fault: WalkFault,
+): number {
+  fault.pdeTablePa = -1;
+  return x86WalkFrom(i32, tablePa, 3, xd, tables, s1Cfg, s2Root, s2Cfg, iova, access, fault);
+}
+
+/**
+ * The level loop of {@link x86Walk}, from table `tablePa` (a host address) at `level`, with the
+ * execute-disable `xd` of the levels above and `tables` stage-1 table addresses recorded. On the
+ * way into the 4 KiB-level table it records that table and what the levels above granted
+ * (`fault.pdeTablePa`, `pdeGrant`, `pdeXd`, `pdeTables`): what a PDE cache keeps.
+ */
+function x86WalkFrom(
+  i32: Int32Array,
+  tablePa: number,
+  level: number,
+  xd: number,
+  tables: number,
+  cfg: number,
+  s2Root: number,
+  s2Cfg: number,
+  iova: number,
+  access: number,
+  fault: WalkFault,
+): number {
   const haw = POW2[cfgOutputSize(cfg)]!;
   const memBytes = i32.length * 4;
   const user = (access & Access.Priv) === 0;
@@ -84,15 +140,9 @@ function x86Walk(
   const setAd = (cfg & CFG.SET_AD) !== 0;
   const wpOff = (cfg & CFG.WP_OFF) !== 0;
   const nested = s2Root >= 0;
-  // Nested table fetches read (and, setting A/D, write) guest memory through the second stage.
   const fetch = setAd ? Access.Read | Access.Write : Access.Read;
-  let tablePa = nested ? vtdSecondStageWalk(i32, s2Root, s2Cfg, root, fetch, fault) : root;
-  if (tablePa < 0) return tablePa;
-  let tables = 0;
-  if (nested) fault.tableGpas[tables++] = root - (root % 4096);
-  if (tablePa + 4096 > memBytes)
-    return fault.set(TranslateFault.WalkAbort, level, FaultReason.WalkAbort, iova, VTD_FR.FS_PAGING_ENTRY_INV);
-  let xd = 0;
+  // What every level so far granted: US and RW, ANDed (the PDE cache's permission summary).
+  let grant = X86_LO.US | X86_LO.RW;
   for (;;) {
     const at = (tablePa >>> 2) + ((iova / SIZE[level + 1]!) & 511) * 2; // int32: Atomics.load's fast path
     const lo = Atomics.load(i32, at);
@@ -110,6 +160,7 @@ function x86Walk(
       return fault.set(TranslateFault.Reserved, level, FaultReason.ReservedBits, iova, VTD_FR.FS_PAGING_ENTRY_RSVD);
     }
     xd |= hi & X86_HI.XD;
+    grant &= lo;
     if (setAd) {
       // As the hardware does: a locked update only when a bit is still clear.
       const ad = level === 3 || ps ? X86_LO.A | (write ? X86_LO.D : 0) : X86_LO.A;
@@ -143,6 +194,12 @@ function x86Walk(
     if (tablePa + 4096 > memBytes)
       return fault.set(TranslateFault.WalkAbort, level + 1, FaultReason.WalkAbort, iova, VTD_FR.FS_PAGING_ENTRY_INV);
     level++;
+    if (level === 3 && nested) {
+      fault.pdeTablePa = tablePa;
+      fault.pdeGrant = grant & (X86_LO.US | X86_LO.RW);
+      fault.pdeXd = xd;
+      fault.pdeTables = tables;
+    }
   }
 }
 
