@@ -71,7 +71,7 @@ function x86Walk(
   access: number,
   fault: WalkFault,
 ): number {
-  let level = cfgStartLevel(cfg);
+  const level = cfgStartLevel(cfg);
   const width = cfgInputSize(cfg);
   // Canonical: the bits above the top implemented bit must copy it. A non-negative number below
   // 2^53 can only be canonical in the lower half.
