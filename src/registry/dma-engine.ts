@@ -17,7 +17,7 @@ import type { Translator } from '../translate/index.js';
 import { NO_PASID } from '../translate/index.js';
 import { PAGE_RESPONSE, reportPageFault, reportPageRequest } from './fault.js';
 import type { DeviceObject } from './objects.js';
-import type { IopfModel, RequestTags, TagWaiter } from './page-requests.js';
+import type { IopfModel, RequestTags, TagStallWaiter, TagWaiter } from './page-requests.js';
 
 /** Transfer statuses besides 0 (done) and the negative TranslateFault codes of a fault that no page request can resolve. */
 export const DMA_STATUS = {
@@ -73,7 +73,9 @@ export interface DmaEnginePorts {
 }
 
 const MAX_BYTES = 1 << 20;
-const MAX_PAGES = MAX_BYTES / 4096 + 1;
+/** Translation chunks: 4 KiB, or 2 KiB for the mock format's pages (requests always name 4 KiB pages). */
+const MAX_CHUNKS = MAX_BYTES / 2048 + 1;
+const MAX_IOVA = 2 ** 53 - 1;
 const FREE = 0;
 const SENDING = 1;
 const WAITING = 2;
@@ -82,7 +84,7 @@ const BLOCKED = 4;
 const DONE = 5;
 
 /** A device's DMA engine with recoverable faults (see the module comment). Create one with `Iommufd.dmaEngine`. */
-export class DmaEngine implements TagWaiter {
+export class DmaEngine implements TagWaiter, TagStallWaiter {
   /** Totals. */
   readonly stats: DmaEngineStats = { submitted: 0, completed: 0, failed: 0, requests: 0, retries: 0, tagStalls: 0 };
   readonly #p: DmaEnginePorts;
@@ -114,14 +116,16 @@ export class DmaEngine implements TagWaiter {
   /** The transfer each request tag was taken for. */
   readonly #tagTx = new Int32Array(1 << 16);
   /** Per-attempt scratch: each page's physical address, and the pages to request. */
-  readonly #pa = new Float64Array(MAX_PAGES);
-  readonly #want = new Float64Array(MAX_PAGES);
+  readonly #pa = new Float64Array(MAX_CHUNKS);
+  readonly #want = new Float64Array(MAX_CHUNKS);
+  /** Bytes per translation: the smallest page of the device's formats. */
+  readonly #chunk: number;
   #inFlight = 0;
   #scheduled = false;
   #closed = false;
   readonly #pumpTask = (): void => {
     this.#scheduled = false;
-    if (!this.#closed) this.pump();
+    this.pump();
   };
   #idle: { resolve: () => void; reject: (e: Error) => void }[] = [];
   /** The first error an `onComplete` callback threw (reported by {@link idle}). */
@@ -131,6 +135,7 @@ export class DmaEngine implements TagWaiter {
   /** An engine for the device of `ports` (see `Iommufd.dmaEngine`). */
   constructor(ports: DmaEnginePorts, opts: DmaEngineOptions = {}) {
     this.#p = ports;
+    this.#chunk = ports.dev.kind === 'mock' ? 2048 : 4096;
     this.#pasid = opts.pasid ?? NO_PASID;
     const depth = opts.depth ?? 256;
     this.#depth = depth;
@@ -172,9 +177,10 @@ export class DmaEngine implements TagWaiter {
   submit(iova: number, access: number, data: Uint8Array): number {
     if (this.#closed) throw new IommufdError('EBADF', 'the DMA engine is closed');
     this.#p.live();
+    if (!(data instanceof Uint8Array)) throw new IommufdError('EINVAL', 'data must be a Uint8Array');
     const len = data.length;
-    if (!(iova >= 0 && iova + len <= 2 ** 53) || iova !== Math.floor(iova))
-      throw new IommufdError('EINVAL', `iova must be an integer in [0, 2^53 - length], got ${String(iova)}`);
+    if (!Number.isSafeInteger(iova) || iova < 0 || iova > MAX_IOVA - Math.max(len - 1, 0))
+      throw new IommufdError('EINVAL', `iova must be an integer with the transfer below 2^53, got ${String(iova)}`);
     if ((access & 15) !== access || access === 0)
       throw new IommufdError('EINVAL', `access must be a non-empty set of Access bits, got ${String(access)}`);
     if (len === 0 || len > MAX_BYTES) throw new IommufdError('EINVAL', `a transfer is 1 byte to 1 MiB, got ${len}`);
@@ -254,7 +260,7 @@ export class DmaEngine implements TagWaiter {
     return new Promise<void>((resolve, reject) => this.#idle.push({ resolve, reject }));
   }
 
-  /** No more submissions (EBADF). Transfers in flight still complete as their answers arrive. */
+  /** No more submissions (EBADF). Transfers in flight still complete as their answers arrive (and `pump` still runs). */
   close(): void {
     this.#closed = true;
   }
@@ -264,7 +270,11 @@ export class DmaEngine implements TagWaiter {
     const tx = this.#tagTx[tag]!;
     if (code !== PAGE_RESPONSE.Success) this.#status[tx] = DMA_STATUS.Invalid;
     if (--this.#wait[tx]! === 0 && this.#state[tx] === WAITING) this.#toResume(tx);
-    else if (this.#blockedHead !== this.#blockedTail) this.#schedule();
+  }
+
+  /** A tag of the device came back while transfers of this engine waited for one (RequestTags calls this). */
+  tagFreed(): void {
+    if (this.#blockedHead !== this.#blockedTail) this.#schedule();
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -283,21 +293,25 @@ export class DmaEngine implements TagWaiter {
     const len = data.length;
     const access = this.#access[tx]!;
     const pasid = this.#pasid;
-    const first = iova - (iova % 4096);
-    const pages = (iova + len - first + 4095) >>> 12;
+    const step = this.#chunk;
+    const first = iova - (iova % step);
+    const chunks = Math.ceil((iova + len - first) / step);
     let want = 0;
-    for (let i = 0; i < pages; i++) {
-      const page = first + i * 4096;
-      const r = p.translator.translate(p.slot, i === 0 ? iova : page, access, pasid);
+    for (let i = 0; i < chunks; i++) {
+      const at = first + i * step;
+      const r = p.translator.translate(p.slot, i === 0 ? iova : at, access, pasid);
       if (r >= 0) this.#pa[i] = r;
-      else if (r === TranslateFault.Pending) this.#want[want++] = page;
-      else {
+      else if (r === TranslateFault.Pending) {
+        // Requests name 4 KiB pages: two 2 KiB chunks of one page make one request.
+        const page = at - (at % 4096);
+        if (want === 0 || this.#want[want - 1] !== page) this.#want[want++] = page;
+      } else {
         this.#complete(tx, r);
         return;
       }
     }
     if (want === 0) {
-      this.#transfer(tx, iova, data, pages, access);
+      this.#transfer(tx, iova, data, chunks, access);
       return;
     }
     if (this.#round[tx]! >= this.#maxRetries) {
@@ -342,11 +356,13 @@ export class DmaEngine implements TagWaiter {
       }
     }
     if (sent === 0) {
-      // Every tag is outstanding: the device sends nothing more until an answer frees one.
+      // Every tag is outstanding: the device sends nothing more until one comes back (from
+      // this engine's requests or anyone else's).
       this.stats.tagStalls++;
       this.#state[tx] = BLOCKED;
       this.#blocked[this.#blockedTail % this.#depth] = tx;
       this.#blockedTail++;
+      p.tags.waitForTag(p.devId, this);
       return;
     }
     this.stats.requests += sent;
@@ -363,22 +379,25 @@ export class DmaEngine implements TagWaiter {
     this.#status[tx] = TranslateFault.NotMapped;
   }
 
-  /** Moves the data of `tx`, whose `pages` translated to `#pa`, and completes it. */
-  #transfer(tx: number, iova: number, data: Uint8Array, pages: number, access: number): void {
+  /** Moves the data of `tx`, whose `chunks` translated to `#pa`, and completes it (nothing moves if any chunk is outside memory). */
+  #transfer(tx: number, iova: number, data: Uint8Array, chunks: number, access: number): void {
     const u8 = this.#p.u8;
+    const step = this.#chunk;
     const write = (access & 2) !== 0; // Access.Write
     const len = data.length;
-    let off = 0;
-    for (let i = 0; i < pages; i++) {
-      const at = iova + off;
-      const n = Math.min(len - off, 4096 - (at % 4096));
-      const pa = this.#pa[i]!;
-      if (pa + n > u8.length) {
+    for (let i = 0, off = 0; i < chunks; i++) {
+      const n = Math.min(len - off, step - ((iova + off) % step));
+      if (this.#pa[i]! + n > u8.length) {
         this.#complete(tx, DMA_STATUS.OutsideMemory);
         return;
       }
+      off += n;
+    }
+    for (let i = 0, off = 0; i < chunks; i++) {
+      const n = Math.min(len - off, step - ((iova + off) % step));
+      const pa = this.#pa[i]!;
       if (write) {
-        if (pages === 1) u8.set(data, pa);
+        if (chunks === 1) u8.set(data, pa);
         else u8.set(data.subarray(off, off + n), pa);
       } else for (let b = 0; b < n; b++) data[off + b] = u8[pa + b]!;
       off += n;

@@ -18,6 +18,12 @@ export interface TagWaiter {
   answered(devId: number, tag: number, code: number): void;
 }
 
+/** Someone with requests to send once device `devId` has a free tag again (see {@link RequestTags.waitForTag}). */
+export interface TagStallWaiter {
+  /** A tag of device `devId` came back. */
+  tagFreed(devId: number): void;
+}
+
 /** A waiter that only gives the tag back (a page request nothing waits on, such as `translate`'s). */
 export const NO_WAITER: TagWaiter = { answered: () => undefined };
 
@@ -26,6 +32,8 @@ class DeviceTags {
   readonly size: number;
   readonly pasid: Int32Array;
   readonly waiters: (TagWaiter | undefined)[];
+  /** Who waits for any tag to come back (every tag was outstanding when they needed one). */
+  stalled: TagStallWaiter[] = [];
   count = 0;
   next = 0;
 
@@ -67,6 +75,23 @@ export class RequestTags {
     if (d === undefined || tag < 0 || tag >= d.size || d.waiters[tag] === undefined) return;
     d.waiters[tag] = undefined;
     d.count--;
+    if (d.stalled.length > 0) this.#freed(devId, d);
+  }
+
+  /**
+   * `w` is told (once) when a tag of device `devId` comes back: for a sender that found every tag
+   * outstanding, whoever holds them (another engine, `translate`'s requests, `dma`).
+   */
+  waitForTag(devId: number, w: TagStallWaiter): void {
+    let d = this.#devices[devId];
+    if (d === undefined) this.#devices[devId] = d = new DeviceTags(1 << TAG_BITS.stall);
+    if (!d.stalled.includes(w)) d.stalled.push(w);
+  }
+
+  #freed(devId: number, d: DeviceTags): void {
+    const waiting = d.stalled;
+    d.stalled = [];
+    for (const w of waiting) w.tagFreed(devId);
   }
 
   /**
@@ -82,6 +107,7 @@ export class RequestTags {
     d.waiters[grpid] = undefined;
     d.count--;
     w.answered(devId, grpid, code);
+    if (d.stalled.length > 0) this.#freed(devId, d);
   }
 
   /** Tags device `devId` has outstanding. */
