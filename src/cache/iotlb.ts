@@ -185,7 +185,9 @@ export class Iotlb extends ShardedTable {
     let mask = this.#shifts[tag & DOMAIN_BITS]! & SHIFT_BITS;
     if (mask === 0) return -1;
     const slots = this.#slots;
-    const floor = this.#floor(tag);
+    // The epoch floor is read on a key match only (a miss, the common case in a fault stream,
+    // never needs it); a lookup that starts after a flush still reads the flush's floor.
+    let floor = -1;
     const shard = this.shardOf(tag, iova);
     while (mask !== 0) {
       const shift = 31 - Math.clz32(mask & -mask);
@@ -203,6 +205,7 @@ export class Iotlb extends ShardedTable {
         const stamp = slots[at + 6]!;
         const same = slots[at + 1] === tag && slots[at + 2] === keyLo && slots[at + 3] === keyHi;
         if ((v1 & 1) !== 0 || Atomics.load(slots, at) !== v1 || !same) continue;
+        if (floor === -1) floor = this.#floor(tag);
         if (stamp <= floor || (access & ~granted) !== 0) break;
         this.lastShift = shift;
         return pa + (iova - page * size);

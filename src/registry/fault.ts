@@ -469,7 +469,7 @@ export class FaultQueue {
       this.#answers.next({ devId, pasid, grpid, cookie: cookie === 0 ? 0 : cookie, code, auto, faults });
     }
     aw[a] = 0;
-    this.#awMulti.delete(cookie);
+    if (this.#awMulti.size !== 0) this.#awMulti.delete(cookie);
     if (cookie !== 0) {
       this.#awaiting--;
       if (cookie < this.#low) this.#low = cookie;
