@@ -236,6 +236,7 @@ export class DmaEngine implements TagWaiter, TagStallWaiter {
    * their ids; returns how many. Status 0 is success; see {@link DMA_STATUS} and TranslateFault.
    */
   reap(out: Int32Array): number {
+    if (!(out instanceof Int32Array)) throw new IommufdError('EINVAL', 'reap needs an Int32Array');
     let n = 0;
     const cap = this.#depth;
     while (this.#cqHead !== this.#cqTail && 2 * n + 1 < out.length) {

@@ -175,6 +175,9 @@ export class FaultQueue {
    */
   readInto(out: Uint32Array, at = 0): number {
     this.#live();
+    if (!(out instanceof Uint32Array)) throw new IommufdError('EINVAL', 'readInto needs a Uint32Array');
+    if (!Number.isInteger(at) || at < 0 || at > out.length)
+      throw new IommufdError('EINVAL', `word offset ${String(at)} is outside the array`);
     const max = Math.floor((out.length - at) / 10);
     const q = this.#q;
     const mask = this.#qMask;
@@ -239,6 +242,9 @@ export class FaultQueue {
    */
   respondWords(words: Uint32Array, count: number, at = 0): number {
     this.#live();
+    if (!(words instanceof Uint32Array)) throw new IommufdError('EINVAL', 'respondWords needs a Uint32Array');
+    if (!Number.isInteger(count) || !Number.isInteger(at) || count < 0 || at < 0 || at + 2 * count > words.length)
+      throw new IommufdError('EINVAL', `${String(count)} responses from word ${String(at)} do not fit the array`);
     let done = 0;
     for (let i = 0; i < count; i++) {
       const cookie = words[at + 2 * i]!;

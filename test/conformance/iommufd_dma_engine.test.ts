@@ -906,6 +906,28 @@ describe('FaultQueue typed API', () => {
     await r.fd.close();
   });
 
+  it('readInto, respondWords and reap: EINVAL for an array of the wrong type or a range that does not fit', async () => {
+    const r = q();
+    r.trigger(0, 1);
+    const words = new Uint32Array(REC_WORDS * 2);
+    expectErrno(() => r.queue.readInto([] as unknown as Uint32Array), 'EINVAL');
+    expectErrno(() => r.queue.readInto(new Int32Array(20) as unknown as Uint32Array), 'EINVAL');
+    expectErrno(() => r.queue.readInto(words, -1), 'EINVAL');
+    expectErrno(() => r.queue.readInto(words, words.length + 1), 'EINVAL');
+    expect(r.queue.pending).toBe(1); // nothing was read
+    expect(r.queue.readInto(words)).toBe(1);
+    const cookie = words[W_COOKIE]!;
+    expectErrno(() => r.queue.respondWords([cookie, 0] as unknown as Uint32Array, 1), 'EINVAL');
+    expectErrno(() => r.queue.respondWords(new Uint32Array([cookie, 0]), 2), 'EINVAL');
+    expectErrno(() => r.queue.respondWords(new Uint32Array([cookie, 0]), 1, 1), 'EINVAL');
+    expectErrno(() => r.queue.respondWords(new Uint32Array([cookie, 0]), -1), 'EINVAL');
+    expect(r.queue.awaiting).toBe(1); // nothing was answered
+    expect(r.queue.respondWords(new Uint32Array([cookie, 0]), 1)).toBe(1);
+    const e = r.fd.dmaEngine(r.dev);
+    expectErrno(() => e.reap(new Uint32Array(2) as unknown as Int32Array), 'EINVAL');
+    await r.fd.close();
+  });
+
   it('respondWords: a bad first entry throws EINVAL (nothing answered); a bad later entry stops there', async () => {
     const r = q();
     const words = new Uint32Array(REC_WORDS * 8);
