@@ -120,8 +120,11 @@ export class WalkFault {
    * granted (ANDed), their execute-disable, and how many {@link tableGpas} lead there.
    */
   pdeTablePa = -1;
+  /** With {@link pdeTablePa}: the US and RW bits of every level above, ANDed. */
   pdeGrant = 0;
+  /** With {@link pdeTablePa}: the execute-disable of the levels above. */
   pdeXd = 0;
+  /** With {@link pdeTablePa}: how many {@link tableGpas} lead to that table. */
   pdeTables = 0;
 
   /** Records a fault and returns its code. Clears `s2`, `faultClass` and `ipa`: a nested walker sets them after. */

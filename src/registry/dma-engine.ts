@@ -47,8 +47,11 @@ export interface DmaEngineOptions {
 
 /** Totals of a {@link DmaEngine}. */
 export interface DmaEngineStats {
+  /** Transfers accepted by `submit`. */
   submitted: number;
+  /** Transfers that completed with status 0. */
   completed: number;
+  /** Transfers that completed with a failure status. */
   failed: number;
   /** Pages sent as page requests. */
   requests: number;
@@ -60,11 +63,15 @@ export interface DmaEngineStats {
 
 /** What the engine needs from its fd. */
 export interface DmaEnginePorts {
+  /** The device, its id in the fd, and its data-plane slot. */
   dev: DeviceObject;
   devId: number;
   slot: number;
+  /** PRI groups or stall tags. */
   model: IopfModel;
+  /** The translator its transfers go through. */
   translator: Translator;
+  /** The fd's request tags (shared with `fd.dma` and `translate`). */
   tags: RequestTags;
   /** Physical memory, for the data. */
   u8: Uint8Array;
