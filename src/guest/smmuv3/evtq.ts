@@ -12,56 +12,14 @@ import { OutQueueReader } from './out-queue.js';
 import type { SmmuMmio } from './port.js';
 
 /** A guest's event queue over one unit. */
-export class EventQueue {
-  readonly #q: OutQueueReader;
-
+export class EventQueue extends OutQueueReader {
   /** Allocates the ring from `frames` (aligned to its size). Nothing touches the unit. */
   constructor(mmio: SmmuMmio, guest: PhysMemory, frames: FrameAllocator, log2Size: number) {
-    this.#q = new OutQueueReader(mmio, guest, frames, log2Size, {
+    super(mmio, guest, frames, log2Size, {
       recordBytes: QUEUE_ENTRY_BYTES.evtq,
       prodReg: SMMU_PAGE1_REG.EVTQ_PROD,
       consReg: SMMU_PAGE1_REG.EVTQ_CONS,
     });
-  }
-
-  /** Guest-physical base of the ring. */
-  get base(): number {
-    return this.#q.base;
-  }
-
-  /** log2 of the entries. */
-  get log2Size(): number {
-    return this.#q.log2Size;
-  }
-
-  /** Entries in the ring. */
-  get entries(): number {
-    return this.#q.entries;
-  }
-
-  /** Records consumed. */
-  get records(): number {
-    return this.#q.records;
-  }
-
-  /** Overflows noticed (PROD.OVFLG toggled since the last drain). */
-  get overflows(): number {
-    return this.#q.overflows;
-  }
-
-  /** EVTQ_BASE as Linux writes it. */
-  get baseRegister(): bigint {
-    return this.#q.baseRegister;
-  }
-
-  /** The shadow PROD (index, wrap bit and OVFLG). */
-  get prod(): number {
-    return this.#q.prod;
-  }
-
-  /** The shadow CONS (index, wrap bit and OVACKFLG). */
-  get cons(): number {
-    return this.#q.cons;
   }
 
   /**
@@ -71,7 +29,7 @@ export class EventQueue {
    */
   drain(): SmmuEventRecord[] {
     const out: SmmuEventRecord[] = [];
-    this.#q.drain((r) => out.push(decodeEvent(r)));
+    this.consume((r) => out.push(decodeEvent(r)));
     return out;
   }
 }

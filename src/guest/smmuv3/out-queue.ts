@@ -20,7 +20,10 @@ export interface OutQueueLayout {
   consReg: number;
 }
 
-/** One output queue's ring and shadow PROD/CONS, consumed record by record. */
+/**
+ * One output queue's ring and shadow PROD/CONS, consumed record by record: the base of the
+ * guest's EventQueue and PriQueue, which decode what {@link consume} hands them.
+ */
 export class OutQueueReader {
   /** Guest-physical base of the ring. */
   readonly base: number;
@@ -75,7 +78,7 @@ export class OutQueueReader {
    * valid during the call only); CONS is written after each one, PROD re-read until the queue is
    * empty, and an overflow acknowledged. Returns whether PROD.OVFLG had toggled (records lost).
    */
-  drain(take: (record: Int32Array) => void): boolean {
+  protected consume(take: (record: Int32Array) => void): boolean {
     const words = this.#record.length;
     const { recordBytes, prodReg, consReg } = this.#layout;
     let overflowed = false;

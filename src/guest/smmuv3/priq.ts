@@ -20,52 +20,20 @@ export interface PriQueueDrain {
 }
 
 /** A guest's PRI queue over one unit. */
-export class PriQueue {
-  readonly #q: OutQueueReader;
-
+export class PriQueue extends OutQueueReader {
   /** Allocates the ring from `frames` (aligned to its size). Nothing touches the unit. */
   constructor(mmio: SmmuMmio, guest: PhysMemory, frames: FrameAllocator, log2Size: number) {
-    this.#q = new OutQueueReader(mmio, guest, frames, log2Size, {
+    super(mmio, guest, frames, log2Size, {
       recordBytes: QUEUE_ENTRY_BYTES.priq,
       prodReg: SMMU_PAGE1_REG.PRIQ_PROD,
       consReg: SMMU_PAGE1_REG.PRIQ_CONS,
     });
   }
 
-  /** Guest-physical base of the ring. */
-  get base(): number {
-    return this.#q.base;
-  }
-
-  /** log2 of the entries. */
-  get log2Size(): number {
-    return this.#q.log2Size;
-  }
-
-  /** Entries in the ring. */
-  get entries(): number {
-    return this.#q.entries;
-  }
-
-  /** Requests consumed. */
-  get records(): number {
-    return this.#q.records;
-  }
-
-  /** Overflows noticed. */
-  get overflows(): number {
-    return this.#q.overflows;
-  }
-
-  /** PRIQ_BASE as Linux writes it. */
-  get baseRegister(): bigint {
-    return this.#q.baseRegister;
-  }
-
   /** `arm_smmu_priq_thread`: consumes every request the unit produced, in order. */
   drain(): PriQueueDrain {
     const records: SmmuPriRecord[] = [];
-    const overflowed = this.#q.drain((r) => records.push(decodePriRequest(r)));
+    const overflowed = this.consume((r) => records.push(decodePriRequest(r)));
     return { records, overflowed };
   }
 }
