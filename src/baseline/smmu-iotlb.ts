@@ -14,7 +14,7 @@
  * key is an exact number (one Map keyed by the whole key would need more than 53 bits). The scans
  * still visit every entry of every map, as foreach_remove visits the whole table.
  */
-import { newIotlbStats, type QemuIotlbStats } from './counters.js';
+import { QemuHashIotlb } from './hash-iotlb.js';
 
 /** QEMU's `SMMU_IOTLB_MAX_SIZE`. */
 export const SMMU_IOTLB_MAX_SIZE = 256;
@@ -57,19 +57,9 @@ function keyOf(iova: number, tg: number, level: number): number {
 }
 
 /** One SMMU's IOTLB. */
-export class SmmuIotlb {
-  readonly #tags = new Map<number, Map<number, SmmuTlbEntry>>();
-  #size = 0;
-  readonly #stats = newIotlbStats();
-
-  /** Entries held. */
-  get size(): number {
-    return this.#size;
-  }
-
-  /** The counters (a copy). */
-  stats(): QemuIotlbStats {
-    return { ...this.#stats, entries: this.#size };
+export class SmmuIotlb extends QemuHashIotlb<SmmuTlbEntry> {
+  constructor() {
+    super(SMMU_IOTLB_MAX_SIZE);
   }
 
   /**
@@ -77,50 +67,24 @@ export class SmmuIotlb {
    * `granuleShift` granule (4 KiB: 12), or undefined.
    */
   lookup(asid: number, vmid: number, iova: number, startLevel: number, granuleShift: number): SmmuTlbEntry | undefined {
-    const map = this.#tags.get(tagOf(asid, vmid));
-    if (map !== undefined) {
-      const tg = (granuleShift - 10) / 2;
-      const stride = granuleShift - 3;
-      for (let level = startLevel; level <= 3; level++) {
-        const size = 2 ** (granuleShift + (3 - level) * stride);
-        const e = map.get(keyOf(iova - (iova % size), tg, level));
-        if (e !== undefined) {
-          this.#stats.hits++;
-          return e;
-        }
+    const tag = tagOf(asid, vmid);
+    const tg = (granuleShift - 10) / 2;
+    const stride = granuleShift - 3;
+    for (let level = startLevel; level <= 3; level++) {
+      const size = 2 ** (granuleShift + (3 - level) * stride);
+      const e = this.probe(tag, keyOf(iova - (iova % size), tg, level));
+      if (e !== undefined) {
+        this.counters.hits++;
+        return e;
       }
     }
-    this.#stats.misses++;
+    this.counters.misses++;
     return undefined;
   }
 
   /** Inserts `e` (replacing an entry of the same key); a full table is emptied first. */
   insert(e: SmmuTlbEntry): void {
-    if (this.#size >= SMMU_IOTLB_MAX_SIZE) {
-      this.#stats.capacityFlushes++;
-      this.#clear();
-    }
-    const tag = tagOf(e.asid, e.vmid);
-    let map = this.#tags.get(tag);
-    if (map === undefined) {
-      map = new Map();
-      this.#tags.set(tag, map);
-    }
-    const before = map.size;
-    map.set(keyOf(e.iova, e.tg, e.level), e);
-    this.#size += map.size - before;
-    this.#stats.inserts++;
-  }
-
-  /** Empties the table (`smmu_iotlb_inv_all`: TLBI_NH_ALL, TLBI_NSNH_ALL). */
-  invalidateAll(): void {
-    this.#stats.flushes++;
-    this.#clear();
-  }
-
-  /** Empties the table for the unit itself (a new stream table, SMMUEN toggled): not counted as a flush. */
-  reset(): void {
-    this.#clear();
+    this.put(tagOf(e.asid, e.vmid), keyOf(e.iova, e.tg, e.level), e);
   }
 
   /** Removes every entry of `asid` (and `vmid`, when ≥ 0) by a full scan (`smmu_iotlb_inv_asid`). */
@@ -135,15 +99,8 @@ export class SmmuIotlb {
    * removes every entry whose page or block holds `iova` or lies in the range.
    */
   invalidateIova(asid: number, vmid: number, iova: number, tg: number, pages: number, ttl: number): void {
-    if (ttl !== 0 && pages === 1 && asid >= 0 && vmid >= 0) {
-      const map = this.#tags.get(tagOf(asid, vmid));
-      if (map !== undefined && map.delete(keyOf(iova, tg, ttl))) {
-        this.#size--;
-        this.#stats.exactRemovals++;
-        this.#stats.removed++;
-        return;
-      }
-    }
+    if (ttl !== 0 && pages === 1 && asid >= 0 && vmid >= 0 && this.removeExact(tagOf(asid, vmid), keyOf(iova, tg, ttl)))
+      return;
     const granule = tg !== 0 ? 2 ** (tg * 2 + 10) : PAGE;
     this.#scan(asid, vmid, iova, pages * granule);
   }
@@ -153,28 +110,11 @@ export class SmmuIotlb {
    * whose page or block holds `iova` or that lie in [iova, iova + bytes) aligned to `bytes`.
    */
   #scan(asid: number, vmid: number, iova: number, bytes: number): void {
-    const s = this.#stats;
-    s.scans++;
-    let removed = 0;
-    let scanned = 0;
-    for (const map of this.#tags.values()) {
-      for (const [key, e] of map) {
-        scanned++;
-        if (asid >= 0 && e.asid !== asid) continue;
-        if (vmid >= 0 && e.vmid !== vmid) continue;
-        if (bytes > 0 && iova - (iova % e.size) !== e.iova && e.iova - (e.iova % bytes) !== iova) continue;
-        map.delete(key);
-        removed++;
-      }
-    }
-    this.#size -= removed;
-    s.scannedEntries += scanned;
-    s.removed += removed;
-  }
-
-  #clear(): void {
-    this.#stats.removed += this.#size;
-    this.#tags.clear();
-    this.#size = 0;
+    this.scan(
+      (e) =>
+        (asid < 0 || e.asid === asid) &&
+        (vmid < 0 || e.vmid === vmid) &&
+        (bytes <= 0 || iova - (iova % e.size) === e.iova || e.iova - (e.iova % bytes) === iova),
+    );
   }
 }

@@ -13,7 +13,7 @@
  * the entries keyed by gfn and level, so every key is an exact number; the scans still visit
  * every entry of every map, as foreach_remove visits the whole table.
  */
-import { newIotlbStats, type QemuIotlbStats } from './counters.js';
+import { QemuHashIotlb } from './hash-iotlb.js';
 
 /** QEMU's `VTD_IOTLB_MAX_SIZE`. */
 export const VTD_IOTLB_MAX_SIZE = 1024;
@@ -55,64 +55,28 @@ function tagOf(sid: number, pasid: number): number {
 }
 
 /** One unit's IOTLB. */
-export class VtdIotlb {
-  readonly #tags = new Map<number, Map<number, VtdIotlbEntry>>();
-  #size = 0;
-  readonly #stats = newIotlbStats();
-
-  /** Entries held. */
-  get size(): number {
-    return this.#size;
-  }
-
-  /** The counters (a copy). */
-  stats(): QemuIotlbStats {
-    return { ...this.#stats, entries: this.#size };
+export class VtdIotlb extends QemuHashIotlb<VtdIotlbEntry> {
+  constructor() {
+    super(VTD_IOTLB_MAX_SIZE);
   }
 
   /** The entry translating `addr` for (`sid`, `pasid`), probing levels 1..3, or undefined. */
   lookup(sid: number, pasid: number, addr: number): VtdIotlbEntry | undefined {
-    const map = this.#tags.get(tagOf(sid, pasid));
-    if (map !== undefined) {
-      for (let level = 1; level <= 3; level++) {
-        const e = map.get(iotlbGfn(addr, level) * 4 + level);
-        if (e !== undefined) {
-          this.#stats.hits++;
-          return e;
-        }
+    const tag = tagOf(sid, pasid);
+    for (let level = 1; level <= 3; level++) {
+      const e = this.probe(tag, iotlbGfn(addr, level) * 4 + level);
+      if (e !== undefined) {
+        this.counters.hits++;
+        return e;
       }
     }
-    this.#stats.misses++;
+    this.counters.misses++;
     return undefined;
   }
 
   /** Inserts `e` (replacing an entry of the same key); a full table is emptied first. */
   insert(e: VtdIotlbEntry): void {
-    if (this.#size >= VTD_IOTLB_MAX_SIZE) {
-      this.#stats.capacityFlushes++;
-      this.#clear();
-    }
-    const tag = tagOf(e.sid, e.pasid);
-    let map = this.#tags.get(tag);
-    if (map === undefined) {
-      map = new Map();
-      this.#tags.set(tag, map);
-    }
-    const before = map.size;
-    map.set(e.gfn * 4 + e.level, e);
-    this.#size += map.size - before;
-    this.#stats.inserts++;
-  }
-
-  /** A global IOTLB invalidation (`vtd_reset_iotlb`). */
-  invalidateAll(): void {
-    this.#stats.flushes++;
-    this.#clear();
-  }
-
-  /** Empties the table for the unit itself (SRTP, TE): not counted as a guest's flush. */
-  reset(): void {
-    this.#clear();
+    this.put(tagOf(e.sid, e.pasid), e.gfn * 4 + e.level, e);
   }
 
   /** A domain-selective invalidation: a full scan for entries of `did` (`vtd_hash_remove_by_domain`). */
@@ -131,31 +95,12 @@ export class VtdIotlb {
 
   /** One full-table scan: entries of `did`, and with `pages` > 0 the page-selective test at `page`. */
   #scan(did: number, page: number, pages: number): void {
-    const s = this.#stats;
-    s.scans++;
     const first = pages > 0 ? page - (page % pages) : 0;
-    let removed = 0;
-    let scanned = 0;
-    for (const map of this.#tags.values()) {
-      for (const [key, e] of map) {
-        scanned++;
-        if (e.domainId !== did) continue;
-        if (pages > 0) {
-          const span = LEVEL_PAGES[e.level]!;
-          if (e.gfn - (e.gfn % pages) !== first && e.gfn !== page - (page % span)) continue;
-        }
-        map.delete(key);
-        removed++;
-      }
-    }
-    this.#size -= removed;
-    s.scannedEntries += scanned;
-    s.removed += removed;
-  }
-
-  #clear(): void {
-    this.#stats.removed += this.#size;
-    this.#tags.clear();
-    this.#size = 0;
+    this.scan((e) => {
+      if (e.domainId !== did) return false;
+      if (pages <= 0) return true;
+      const span = LEVEL_PAGES[e.level]!;
+      return e.gfn - (e.gfn % pages) === first || e.gfn === page - (page % span);
+    });
   }
 }
