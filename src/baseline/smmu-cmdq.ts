@@ -20,6 +20,7 @@
  * Decoding and its checks are the project's (vendor/smmuv3/commands.ts), so that both targets
  * of a replay accept and reject the same commands; the caching and invalidation are QEMU's.
  */
+import { BqlDoorbell } from './doorbell.js';
 import {
   CERROR_ABT,
   CERROR_ILL,
@@ -59,9 +60,7 @@ export class QemuSmmuCmdq {
   readonly #iotlb: SmmuIotlb;
   readonly #configs: SmmuConfigCache;
   readonly #cmd = new SmmuCommand();
-  #consuming = false;
-  #rungAgain = false;
-  #stopped = false;
+  readonly #doorbell = new BqlDoorbell(() => this.#consumeOnce());
   readonly #stats: QemuCmdqStats = { doorbells: 0, commands: 0, syncs: 0, unhandled: 0, errors: 0 };
 
   /**
@@ -83,32 +82,20 @@ export class QemuSmmuCmdq {
 
   /** Stops consuming for good (the unit closed). */
   stop(): void {
-    this.#stopped = true;
+    this.#doorbell.stop();
   }
 
   /**
-   * The doorbell. A doorbell rung from inside it (an interrupt handler of a CMD_SYNC) is served
-   * when this one is done, as QEMU's BQL serialises the trap.
+   * The doorbell. A doorbell rung from inside it (an interrupt handler of a CMD_SYNC) is served when
+   * this one is done, as QEMU's BQL serialises the trap.
    */
   consume(): void {
-    if (this.#consuming) {
-      this.#rungAgain = true;
-      return;
-    }
-    this.#consuming = true;
-    try {
-      do {
-        this.#rungAgain = false;
-        this.#consumeOnce();
-      } while (this.#rungAgain);
-    } finally {
-      this.#consuming = false;
-    }
+    this.#doorbell.ring();
   }
 
   #consumeOnce(): void {
     const regs = this.#regs;
-    if (this.#stopped || !regs.cmdqEnabled || regs.cmdqErrorPending) return;
+    if (!regs.cmdqEnabled || regs.cmdqErrorPending) return;
     this.#stats.doorbells++;
     const log2 = regs.cmdqLog2Size;
     const base = regs.cmdqBase;

@@ -18,6 +18,7 @@
  * replay accept and reject the same descriptors; a status address outside guest RAM is counted
  * and skipped as the project's unit does.
  */
+import { BqlDoorbell } from './doorbell.js';
 import {
   decodeDescriptor,
   DescStatus,
@@ -52,9 +53,7 @@ export class QemuVtdQueue {
   readonly #iotlb: VtdIotlb;
   readonly #contexts: VtdContextCache;
   readonly #desc = new VtdDescriptor();
-  #consuming = false;
-  #rungAgain = false;
-  #stopped = false;
+  readonly #doorbell = new BqlDoorbell(() => this.#consumeOnce());
   readonly #stats: QemuQueueStats = { doorbells: 0, descriptors: 0, waits: 0, queueErrors: 0, badStatusWrites: 0 };
 
   /** The queue of `regs` in guest RAM `mem` (GPA 0 = word 0), invalidating `iotlb` and `contexts`. */
@@ -72,7 +71,7 @@ export class QemuVtdQueue {
 
   /** Stops consuming for good (the unit closed). */
   stop(): void {
-    this.#stopped = true;
+    this.#doorbell.stop();
   }
 
   /**
@@ -80,24 +79,12 @@ export class QemuVtdQueue {
    * this one is done, as QEMU's BQL serialises the trap.
    */
   consume(): void {
-    if (this.#consuming) {
-      this.#rungAgain = true;
-      return;
-    }
-    this.#consuming = true;
-    try {
-      do {
-        this.#rungAgain = false;
-        this.#consumeOnce();
-      } while (this.#rungAgain);
-    } finally {
-      this.#consuming = false;
-    }
+    this.#doorbell.ring();
   }
 
   #consumeOnce(): void {
     const regs = this.#regs;
-    if (this.#stopped || regs.queueErrorPending || !regs.queueEnabled) return;
+    if (regs.queueErrorPending || !regs.queueEnabled) return;
     this.#stats.doorbells++;
     const bytes = regs.descriptorWidth === 256 ? 32 : 16;
     const wide = bytes === 32;
