@@ -10,25 +10,13 @@
  * `arm_smmu_write_strtab_ent`): a linear one-CD table whose CD names its own stage-1 table, and
  * the STE. These are memory writes only; the trace's CFGI_* commands invalidate them.
  */
-import { SmmuGuestDriver } from '../guest/smmuv3/index.js';
+import { linuxS1Cd, linuxS1Ste, S1_T0SZ, SmmuGuestDriver } from '../guest/smmuv3/index.js';
 import { armS1Codec, armS1Config, RadixPageTable } from '../pgtable/index.js';
-import { GERROR, OAS_ENCODING, SMMU_REG } from '../vendor/smmuv3/regs-defs.js';
-import { Cd, CD, encodeCd, TG0 } from '../vendor/smmuv3/structures-cd.js';
-import { S1DSS, S1FMT, Ste, STE_CONFIG } from '../vendor/smmuv3/structures.js';
+import { GERROR, SMMU_REG } from '../vendor/smmuv3/regs-defs.js';
+import { CD, encodeCd } from '../vendor/smmuv3/structures-cd.js';
 import { ReplayDomain } from './mappings.js';
 import type { ReplayUnit } from './units.js';
 
-/** The stage-1 input size Linux uses (VA_BITS 48): T0SZ 16. */
-const S1_T0SZ = 16;
-/** Linux `ARM_LPAE_MAIR_*` as one MAIR value. */
-const LPAE_MAIR = 0xf404ff44;
-/** CD walk attributes (Linux `ARM_LPAE_TCR_RGN_WBWA` / `_NC`, `ARM_LPAE_TCR_SH_IS` / `_OS`). */
-const TCR_RGN_WBWA = 1;
-const TCR_RGN_NC = 0;
-const SH_ISH = 3;
-const SH_OSH = 2;
-/** STE.S1CIR/S1COR: write-back read-allocate. */
-const S1C_CACHE_WBRA = 1;
 /** log2 of the command queue's entries: room for the longest trace doorbell. */
 const CMDQ_BITS = 12;
 
@@ -101,23 +89,7 @@ export class SmmuTraceGuest {
     const guest = this.unit.guest;
     const table = new RadixPageTable(guest, driver.frames, armS1Codec(armS1Config(S1_T0SZ, caps.ias)));
     const cdTable = driver.frames.alloc() * 4096;
-    const cd = Object.assign(new Cd(), {
-      t0sz: S1_T0SZ,
-      tg0: TG0.K4,
-      ir0: caps.coherent ? TCR_RGN_WBWA : TCR_RGN_NC,
-      or0: caps.coherent ? TCR_RGN_WBWA : TCR_RGN_NC,
-      sh0: caps.coherent ? SH_ISH : SH_OSH,
-      epd1: true,
-      valid: true,
-      ips: OAS_ENCODING[caps.ias as keyof typeof OAS_ENCODING],
-      aa64: true,
-      r: true,
-      a: true,
-      aset: true,
-      asid,
-      ttb0: table.rootPa,
-      mair0: LPAE_MAIR,
-    });
+    const cd = linuxS1Cd(caps, asid, table.rootPa);
     encodeCd(cd, this.#cd);
     const i32 = guest.i32;
     const at = cdTable / 4;
@@ -132,18 +104,7 @@ export class SmmuTraceGuest {
   /** The STE of a stage-1 stream over the linear one-CD table at `cdTable`, word 0 last. */
   #writeSte(sid: number, cdTable: number): void {
     const driver = this.driver;
-    const ste = Object.assign(new Ste(), {
-      valid: true,
-      config: STE_CONFIG.S1,
-      s1Fmt: S1FMT.Linear,
-      s1ContextPtr: cdTable,
-      s1CdMax: 0,
-      s1Dss: S1DSS.Substream0,
-      s1Cir: S1C_CACHE_WBRA,
-      s1Cor: S1C_CACHE_WBRA,
-      s1Csh: SH_ISH,
-      s1StallD: driver.caps.stalls,
-    });
+    const ste = linuxS1Ste(driver.caps, cdTable);
     driver.addDevice(sid);
     driver.streamTable.writeSte(sid, ste, 0, 16);
   }

@@ -47,10 +47,9 @@ import { armS1Codec, armS1Config, RadixPageTable } from '../../pgtable/index.js'
 import { IommufdError } from '../../util/errors.js';
 import { ATC_INV_SIZE_ALL, commandSpec, Opcode } from '../../vendor/smmuv3/commands.js';
 import { EVT_ID, type SmmuEventRecord, type SmmuPriRecord } from '../../vendor/smmuv3/records.js';
-import { GERROR, OAS_ENCODING, SMMU_REG } from '../../vendor/smmuv3/regs-defs.js';
-import { Cd, encodeCd, CD, TG0 } from '../../vendor/smmuv3/structures-cd.js';
-import { S1DSS, S1FMT, Ste, STE_CONFIG } from '../../vendor/smmuv3/structures.js';
-import { CommandBatch, CommandQueue, SH_ISH, type CommandQueueStats } from './cmdq.js';
+import { GERROR, SMMU_REG } from '../../vendor/smmuv3/regs-defs.js';
+import { encodeCd, CD } from '../../vendor/smmuv3/structures-cd.js';
+import { CommandBatch, CommandQueue, type CommandQueueStats } from './cmdq.js';
 import { DRIVER_ERRORS } from './errors.js';
 import { EventQueue } from './evtq.js';
 import {
@@ -62,6 +61,7 @@ import {
   type SmmuPageRequest,
 } from './iopf.js';
 import { PriQueue } from './priq.js';
+import { linuxS1Cd, linuxS1Ste, S1_T0SZ } from './descriptors.js';
 import { atcInvSpan, tlbiNhVaRange } from './invalidations.js';
 import { SmmuMmio, type SmmuUnitPort } from './port.js';
 import { deviceReset, hwProbe, writeRegSync, type SmmuGuestCaps } from './probe.js';
@@ -192,18 +192,6 @@ interface Gather {
 
 const PAGE = 4096;
 const DEFAULTS = { flushQueueSize: 256, pollLimit: 1000 } as const;
-/** The stage-1 input size Linux uses (VA_BITS 48): T0SZ 16. */
-const S1_T0SZ = 16;
-/** Linux `ARM_LPAE_MAIR_*`: attribute 0 NC, 1 WBRWA, 2 Device-nGnRE, 3 inner NC outer WBRWA. */
-const LPAE_MAIR = 0xf404ff44;
-/** Walk cacheability of a CD (`ARM_LPAE_TCR_RGN_WBWA`, `_NC`) and shareability (`ARM_LPAE_TCR_SH_OS`). */
-const TCR_RGN_WBWA = 1;
-const TCR_RGN_NC = 0;
-const SH_OSH = 2;
-/** STE.S1CIR/S1COR: write-back read-allocate (`STRTAB_STE_1_S1C_CACHE_WBRA`). */
-const S1C_CACHE_WBRA = 1;
-/** STE.EATS: full ATS (`STRTAB_STE_1_EATS_TRANS`). */
-const EATS_TRANS = 1;
 /** Linux `GERROR_ERR_MASK`: every error bit. */
 const GERROR_ERR_MASK =
   GERROR.CMDQ_ERR |
@@ -497,25 +485,7 @@ export class SmmuGuestDriver {
    * first, `arm_smmu_sync_cd`, then dword 0 (TCR fields, V), `arm_smmu_sync_cd` again.
    */
   #writeCd(domain: Domain): void {
-    const caps = this.caps;
-    const cd = Object.assign(new Cd(), {
-      t0sz: S1_T0SZ,
-      tg0: TG0.K4,
-      ir0: caps.coherent ? TCR_RGN_WBWA : TCR_RGN_NC,
-      or0: caps.coherent ? TCR_RGN_WBWA : TCR_RGN_NC,
-      sh0: caps.coherent ? SH_ISH : SH_OSH,
-      epd1: true,
-      valid: true,
-      ips: OAS_ENCODING[caps.ias as keyof typeof OAS_ENCODING],
-      aa64: true,
-      r: true,
-      a: true,
-      aset: true,
-      s: domain.stall,
-      asid: domain.asid,
-      ttb0: domain.table.rootPa,
-      mair0: LPAE_MAIR,
-    });
+    const cd = linuxS1Cd(this.caps, domain.asid, domain.table.rootPa, domain.stall);
     encodeCd(cd, this.#cd);
     const i32 = this.#guest.i32;
     const at = domain.cdTable / 4;
@@ -538,19 +508,7 @@ export class SmmuGuestDriver {
    * SYNC, dword 0, CFGI_STE + SYNC, then PREFETCH_CONFIG without a sync.
    */
   #installS1Ste(dev: Device, domain: Domain): void {
-    const ste = Object.assign(new Ste(), {
-      valid: true,
-      config: STE_CONFIG.S1,
-      s1Fmt: S1FMT.Linear,
-      s1ContextPtr: domain.cdTable,
-      s1CdMax: 0,
-      s1Dss: S1DSS.Substream0,
-      s1Cir: S1C_CACHE_WBRA,
-      s1Cor: S1C_CACHE_WBRA,
-      s1Csh: SH_ISH,
-      s1StallD: this.caps.stalls && !dev.stall,
-      eats: dev.ats ? EATS_TRANS : 0,
-    });
+    const ste = linuxS1Ste(this.caps, domain.cdTable, { stall: dev.stall, ats: dev.ats });
     const strtab = this.streamTable;
     strtab.writeSte(dev.sid, ste, 2, 16);
     this.#syncSte(dev.sid);

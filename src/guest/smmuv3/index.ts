@@ -16,6 +16,7 @@ export {
   type CommandQueueStats,
 } from './cmdq.js';
 export { EventQueue } from './evtq.js';
+export { linuxS1Cd, linuxS1Ste, S1_T0SZ } from './descriptors.js';
 export {
   IopfQueue,
   IopfResponse,
