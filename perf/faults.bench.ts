@@ -25,6 +25,7 @@
  *   npm run build && node dist/perf/faults.bench.js [--faults N] [--runs R] [--depth D] [--iotlb E] [--row NAME] [--json]
  */
 import { Access, Iommufd, PAGE_RESPONSE, VtdGuestDriver, type HostMemory } from '../src/index.js';
+import { mapOnFault } from '../src/bench/faults.js';
 import { intFlag, machineLine, median } from './common.js';
 
 const FAULTS = intFlag('faults.bench', 'faults', 50000);
@@ -192,19 +193,8 @@ function rig(faults: number) {
 /** Recoverable faults: each DMA faults once, the handler maps its page, the retry completes. */
 async function recoverable(faults: number): Promise<Run> {
   const { fd, ioas, dev, queue, buffer } = rig(faults);
-  // The VMM's handler, synchronous on the faults$ stream: read, map, answer.
-  queue.faults$.subscribe(() => {
-    for (const r of queue.read()) {
-      const page = Number(r.addr - BigInt(BASE)) / 4096;
-      fd.ioasMap(ioas, {
-        userVa: buffer + BigInt(page * 4096),
-        length: 4096n,
-        iova: r.addr,
-        flags: { fixedIova: true },
-      });
-      queue.respond([{ cookie: r.cookie, code: PAGE_RESPONSE.Success }]);
-    }
-  });
+  // The VMM's handler, synchronous on the faults$ stream: read, map, answer (the CLI scenario's).
+  mapOnFault(fd, ioas, queue, buffer, BASE);
   const data = new Uint8Array(64).fill(0x5a);
   const lat = new Float64Array(faults);
   const t0 = performance.now();

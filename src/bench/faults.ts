@@ -13,7 +13,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Iommufd } from '../iommufd.js';
 import { Access } from '../pgtable/index.js';
-import { PAGE_RESPONSE } from '../registry/index.js';
+import { PAGE_RESPONSE, type FaultQueue } from '../registry/index.js';
 import { LatencyHistogram } from './histogram.js';
 import type { BenchOptions, BenchRun, CorrectnessFailure, TimelinePoint } from './types.js';
 
@@ -23,6 +23,26 @@ const BASE = 0x1000_0000;
 const TIMELINE_MS = 50;
 const YIELD_MS = 100;
 const MAX_FAILURES = 5;
+
+/**
+ * The VMM's demand-paging handler, synchronous on `queue`'s stream: each page request is read,
+ * the page at `addr` is mapped into `ioas` from `buffer` (page `(addr - base) / 4096` of it) with
+ * IOMMU_IOAS_MAP, and answered SUCCESS.
+ */
+export function mapOnFault(fd: Iommufd, ioas: number, queue: FaultQueue, buffer: bigint, base: number): void {
+  queue.faults$.subscribe(() => {
+    for (const r of queue.read()) {
+      const page = Number(r.addr - BigInt(base)) / 4096;
+      fd.ioasMap(ioas, {
+        userVa: buffer + BigInt(page * 4096),
+        length: 4096n,
+        iova: r.addr,
+        flags: { fixedIova: true },
+      });
+      queue.respond([{ cookie: r.cookie, code: PAGE_RESPONSE.Success }]);
+    }
+  });
+}
 
 /** Runs the faults scenario once with knobs `o`; `onProgress` gets the fraction done. */
 export async function runFaults(o: BenchOptions, onProgress?: (fraction: number) => void): Promise<BenchRun> {
@@ -38,19 +58,7 @@ export async function runFaults(o: BenchOptions, onProgress?: (fraction: number)
     const { faultId, queue } = fd.faultQueueAlloc();
     fd.deviceAttach(dev, fd.hwptAlloc({ devId: dev, ptId: ioas, faultId }));
     const buffer = fd.memory.mmap(BigInt(WINDOW_PAGES * 4096));
-    // The VMM's demand-paging handler: synchronous on the queue's stream.
-    queue.faults$.subscribe(() => {
-      for (const r of queue.read()) {
-        const page = Number(r.addr - BigInt(BASE)) / 4096;
-        fd.ioasMap(ioas, {
-          userVa: buffer + BigInt(page * 4096),
-          length: 4096n,
-          iova: r.addr,
-          flags: { fixedIova: true },
-        });
-        queue.respond([{ cookie: r.cookie, code: PAGE_RESPONSE.Success }]);
-      }
-    });
+    mapOnFault(fd, ioas, queue, buffer, BASE);
     const data = new Uint8Array(64);
     const failures: CorrectnessFailure[] = [];
     let badDmas = 0;
