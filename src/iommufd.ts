@@ -797,7 +797,8 @@ export class Iommufd {
     const grpid = tags.take(devId, model, pasid, reg.NO_WAITER);
     if (grpid < 0) return;
     // The tag comes back with the answer (a write, or an auto-response).
-    if (!reg.reportPageRequest(dev, pasid, grpid, permOf(access), iova - (iova % 4096))) tags.give(devId, grpid);
+    if (!reg.reportPageRequest(dev, pasid, grpid, reg.pgfaultPerm(access), iova - (iova % 4096)))
+      tags.give(devId, grpid);
   }
 
   /**
@@ -862,7 +863,7 @@ export class Iommufd {
           g.forEach((w, i) => {
             reg.reportPageFault(dev, pasid, {
               grpid: tag,
-              perm: permOf(a.access),
+              perm: reg.pgfaultPerm(a.access),
               addr: BigInt(w.addr),
               last: i === g.length - 1,
             });
@@ -1148,16 +1149,6 @@ function pasidOf(opts: unknown): number {
 /** How a device's recoverable faults travel: PRI groups, or (an SMMUv3 device without PRI) stalled transactions. */
 function iopfModel(dev: { kind: string; pri: boolean }): reg.IopfModel {
   return dev.kind === 'smmuv3' && !dev.pri ? 'stall' : 'pri';
-}
-
-/** PGFAULT_PERM bits of Access bits. */
-function permOf(access: number): number {
-  return (
-    ((access & Access.Read) !== 0 ? 1 : 0) |
-    ((access & Access.Write) !== 0 ? 2 : 0) |
-    ((access & Access.Exec) !== 0 ? 4 : 0) |
-    ((access & Access.Priv) !== 0 ? 8 : 0)
-  );
 }
 
 /** The SMMUv3 events the host driver forwards to a vEVENTQ (reference/iommufd.md §2). */

@@ -12,10 +12,10 @@
  * from inside the responder's write.
  */
 import { IommufdError } from '../util/errors.js';
-import { TranslateFault } from '../pgtable/index.js';
+import { MOCK_PAGE_SIZE, TranslateFault } from '../pgtable/index.js';
 import type { Translator } from '../translate/index.js';
 import { NO_PASID } from '../translate/index.js';
-import { PAGE_RESPONSE, reportPageFault, reportPageRequest } from './fault.js';
+import { PAGE_RESPONSE, pgfaultPerm, reportPageFault, reportPageRequest } from './fault.js';
 import type { DeviceObject } from './objects.js';
 import type { IopfModel, RequestTags, TagStallWaiter, TagWaiter } from './page-requests.js';
 
@@ -81,7 +81,7 @@ export interface DmaEnginePorts {
 
 const MAX_BYTES = 1 << 20;
 /** Translation chunks: 4 KiB, or 2 KiB for the mock format's pages (requests always name 4 KiB pages). */
-const MAX_CHUNKS = MAX_BYTES / 2048 + 1;
+const MAX_CHUNKS = MAX_BYTES / MOCK_PAGE_SIZE + 1;
 const MAX_IOVA = 2 ** 53 - 1;
 const FREE = 0;
 const SENDING = 1;
@@ -142,7 +142,7 @@ export class DmaEngine implements TagWaiter, TagStallWaiter {
   /** An engine for the device of `ports` (see `Iommufd.dmaEngine`). */
   constructor(ports: DmaEnginePorts, opts: DmaEngineOptions = {}) {
     this.#p = ports;
-    this.#chunk = ports.dev.kind === 'mock' ? 2048 : 4096;
+    this.#chunk = ports.dev.kind === 'mock' ? MOCK_PAGE_SIZE : 4096;
     this.#pasid = opts.pasid ?? NO_PASID;
     const depth = opts.depth ?? 256;
     this.#depth = depth;
@@ -222,7 +222,7 @@ export class DmaEngine implements TagWaiter, TagStallWaiter {
         this.#attempt(tx);
       }
     }
-    while (this.#blockedHead !== this.#blockedTail && this.#p.tags.outstanding(this.#p.devId) < this.#tagLimit()) {
+    while (this.#blockedHead !== this.#blockedTail && this.#p.tags.hasFree(this.#p.devId, this.#p.model)) {
       const tx = this.#blocked[this.#blockedHead % mask]!;
       this.#blockedHead++;
       this.#attempt(tx);
@@ -332,7 +332,7 @@ export class DmaEngine implements TagWaiter, TagStallWaiter {
   /** Sends the page requests of `tx`'s `want` pages (in `#want`), or parks it until a tag is free. */
   #send(tx: number, want: number, access: number): void {
     const p = this.#p;
-    const perm = permOf(access);
+    const perm = pgfaultPerm(access);
     const pasid = this.#pasid;
     this.#state[tx] = SENDING;
     let sent = 0;
@@ -456,13 +456,4 @@ export class DmaEngine implements TagWaiter, TagStallWaiter {
     this.#data[tx] = undefined;
     this.#free[this.#freeTop++] = tx;
   }
-
-  #tagLimit(): number {
-    return this.#p.model === 'pri' ? 512 : 65536;
-  }
-}
-
-/** PGFAULT_PERM bits of Access bits (the same bit positions: Read 1, Write 2, Exec 4, Priv 8). */
-function permOf(access: number): number {
-  return access & 15;
 }

@@ -6,6 +6,7 @@
  * automatically when their attach handle goes away.
  */
 import { Subject, type Observable } from 'rxjs';
+import { Access } from '../pgtable/index.js';
 import { DOMAIN_IOPF, NO_PASID } from '../translate/index.js';
 import { IommufdError } from '../util/errors.js';
 import type { IommufdCtx } from './context.js';
@@ -15,6 +16,16 @@ import type { AttachableHwpt, DeviceObject, FaultObject } from './objects.js';
 export const PGFAULT_FLAG = { PasidValid: 1, LastPage: 2 } as const;
 /** `struct iommu_hwpt_pgfault` perm bits. */
 export const PGFAULT_PERM = { Read: 1, Write: 2, Exec: 4, Priv: 8 } as const;
+/** The PGFAULT_PERM bits of a request with Access bits `access`. */
+export function pgfaultPerm(access: number): number {
+  return (
+    ((access & Access.Read) !== 0 ? PGFAULT_PERM.Read : 0) |
+    ((access & Access.Write) !== 0 ? PGFAULT_PERM.Write : 0) |
+    ((access & Access.Exec) !== 0 ? PGFAULT_PERM.Exec : 0) |
+    ((access & Access.Priv) !== 0 ? PGFAULT_PERM.Priv : 0)
+  );
+}
+
 /** `struct iommu_hwpt_page_response` codes. */
 export const PAGE_RESPONSE = { Success: 0, Invalid: 1 } as const;
 /** Bytes of one `struct iommu_hwpt_pgfault` record. */

@@ -27,6 +27,7 @@ export {
   faultQueueOf,
   reportPageFault,
   reportPageRequest,
+  pgfaultPerm,
   FaultQueue,
   PGFAULT_FLAG,
   PGFAULT_PERM,

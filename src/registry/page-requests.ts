@@ -110,6 +110,12 @@ export class RequestTags {
     if (d.stalled.length > 0) this.#freed(devId, d);
   }
 
+  /** Whether device `devId` has a tag of `model`'s width free (what {@link take} would give). */
+  hasFree(devId: number, model: IopfModel): boolean {
+    const d = this.#devices[devId];
+    return d === undefined || d.count < Math.min(d.size, 1 << TAG_BITS[model]);
+  }
+
   /** Tags device `devId` has outstanding. */
   outstanding(devId: number): number {
     return this.#devices[devId]?.count ?? 0;
