@@ -115,9 +115,4 @@ export class RequestTags {
     const d = this.#devices[devId];
     return d === undefined || d.count < Math.min(d.size, 1 << TAG_BITS[model]);
   }
-
-  /** Tags device `devId` has outstanding. */
-  outstanding(devId: number): number {
-    return this.#devices[devId]?.count ?? 0;
-  }
 }
