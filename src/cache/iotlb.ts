@@ -1,4 +1,14 @@
-import { Header, HEADER_WORDS, mix, ShardedTable, ShardState, ShardWord, WAYS, type CacheCounters } from './shards.js';
+import {
+  clearSlots,
+  Header,
+  HEADER_WORDS,
+  mix,
+  ShardedTable,
+  ShardState,
+  ShardWord,
+  WAYS,
+  type CacheCounters,
+} from './shards.js';
 
 export { WAYS } from './shards.js';
 
@@ -548,14 +558,7 @@ export class Iotlb extends ShardedTable {
 
   /** The rollover's part for this table (under every owner word): empty the slots and epochs. */
   readonly #clear = (): void => {
-    const slots = this.#slots;
-    for (let at = 0; at < slots.length; at += SLOT_WORDS) {
-      const v = slots[at]!;
-      Atomics.store(slots, at, (v + 1) | 1);
-      slots[at + 1] = 0;
-      slots[at + 6] = 0;
-      Atomics.store(slots, at, ((v + 1) | 1) + 1);
-    }
+    clearSlots(this.#slots, SLOT_WORDS);
     for (let t = 0; t < MAX_TAGS; t++) Atomics.store(this.#epoch, t, 0);
     for (let t = 0; t < ASID_EPOCHS; t++) Atomics.store(this.#asidEpoch, t, 0);
     for (const c of this.#companions) c();

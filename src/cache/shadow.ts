@@ -1,6 +1,6 @@
 import type { WalkFault } from '../pgtable/types.js';
 import type { Iotlb } from './iotlb.js';
-import { mix, ShardedTable, type ShardState, ShardWord, WAYS } from './shards.js';
+import { clearSlots, mix, ShardedTable, type ShardState, ShardWord, WAYS } from './shards.js';
 
 /*
  * The software-nesting shadow (DESIGN.md "Nesting, shadow updates and replace"): for a nested
@@ -551,14 +551,7 @@ export class ShadowTable {
 
   /** The rollover's part (under every owner word): empty the slots, the index and the sets. */
   readonly #clearAll = (): void => {
-    const slots = this.#slots;
-    for (let at = 0; at < slots.length; at += SLOT_WORDS) {
-      const v = slots[at]!;
-      Atomics.store(slots, at, (v + 1) | 1);
-      slots[at + 1] = 0;
-      slots[at + 6] = 0;
-      Atomics.store(slots, at, ((v + 1) | 1) + 1);
-    }
+    clearSlots(this.#slots, SLOT_WORDS);
     this.#next.fill(0);
     this.#heads.fill(0);
     this.#tp.fill(0);

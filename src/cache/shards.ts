@@ -227,6 +227,22 @@ export class ShardState {
 export const WAYS = 8;
 
 /**
+ * Empties every slot of a table whose slots are `slotWords` words, word 0 the seqlock version,
+ * word 1 the tag and word 6 the stamp (the IOTLB's and the shadow's layout): each slot is taken
+ * odd, its tag and stamp cleared, and released even, so a lock-free reader never takes a half
+ * cleared slot. The rollover's part of such a table, run under every owner word.
+ */
+export function clearSlots(slots: Int32Array, slotWords: number): void {
+  for (let at = 0; at < slots.length; at += slotWords) {
+    const v = slots[at]!;
+    Atomics.store(slots, at, (v + 1) | 1);
+    slots[at + 1] = 0;
+    slots[at + 6] = 0;
+    Atomics.store(slots, at, ((v + 1) | 1) + 1);
+  }
+}
+
+/**
  * The base of every cache table: its geometry and the shard-level entry points that the
  * pipeline's executor and the recovery use. A table adds its slots, keys and epochs.
  */
