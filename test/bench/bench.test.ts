@@ -44,6 +44,31 @@ describe('the correctness gate', () => {
     },
   );
 
+  it('faults: a page left mapped (its unmap and invalidation dropped) stops faulting, and the gate says so', async () => {
+    // 1024 pages cycle; from op 100 on each page stays mapped, so ops 1124.. find a translation.
+    const o = resolveBenchOptions({
+      vendor: 'vtd',
+      scenario: 'faults',
+      ops: 1200,
+      warmupOps: 0,
+      dropInvalidationsFrom: 100,
+    });
+    const r = await runOnce(o);
+    expect(r.correctness.ok).toBe(false);
+    expect(r.correctness.droppedInvalidations).toBe(1100);
+    expect(r.correctness.stale).toBe(1200 - 1124 + 1); // the 76 DMAs that did not fault, and the queue count
+    expect(r.correctness.wrongAddress).toBe(0);
+    expect(r.correctness.failures[0]).toMatchObject({ kind: 'stale', when: 'during-run' });
+    expect(r.correctness.failures[0]!.message).toMatch(/DMA 1124 at IOVA 0x[0-9a-f]+: 0 retries, 0 requests/);
+    expect(r.correctness.failures.at(-1)).toMatchObject({ kind: 'stale', when: 'final-probe' });
+  });
+
+  it('faults: without the hook every DMA faults once and lands in the page the handler mapped', async () => {
+    const r = await runOnce(resolveBenchOptions({ vendor: 'smmu', scenario: 'faults', ops: 1200, warmupOps: 0 }));
+    expect(r.correctness).toMatchObject({ ok: true, stale: 0, wrongAddress: 0, droppedInvalidations: 0 });
+    expect(r.correctness.checkedDuringRun).toBe(1200);
+  });
+
   it('a DMA after a dropped invalidation reaches the old page: found during the run', async () => {
     const o = resolveBenchOptions({
       vendor: 'smmu',
