@@ -40,6 +40,8 @@ const DEPTH = intFlag('faults.bench', 'depth', 256);
 const IOTLB = intFlag('faults.bench', 'iotlb', 65536);
 const JSON_OUT = process.argv.includes('--json');
 const BASE = 0x1000_0000;
+/** Pages a nested rig can demand-page: from BASE to the end of the 1 GiB its one stage-1 L2 table maps. */
+const MAX_RIG_PAGES = (2 ** 30 - BASE) / 4096;
 
 interface Run {
   faultsPerSecond: number;
@@ -85,7 +87,10 @@ const DATA = 0x200_0000;
  * and answers SUCCESS, or (`map` false) answers INVALID. Returns the fd, the device and the queue.
  */
 function nestedRig(faults: number, map: boolean) {
-  if (faults > 262144) throw new Error('--faults is at most 262144 (one 1 GiB stage-1 L2 table)');
+  if (faults > MAX_RIG_PAGES)
+    throw new Error(
+      `--faults is at most ${MAX_RIG_PAGES} (the pages from BASE to the end of one stage-1 L2 table's 1 GiB)`,
+    );
   const guestBytes = DATA + Math.ceil((faults * 4096) / 2 ** 20) * 2 ** 20;
   const fd = Iommufd.open({ memoryBytes: guestBytes + 96 * 2 ** 20, iotlb: { entries: IOTLB, shards: 8 } });
   const ioas = fd.ioasAlloc();
@@ -149,7 +154,7 @@ type Rig = ReturnType<typeof nestedRig>;
  * fit one stage-1 L2 table.
  */
 async function longLivedRuns(faults: number, runs: number, map: boolean): Promise<Run[]> {
-  const n = Math.max(1, Math.min(runs, Math.floor(262144 / faults)));
+  const n = Math.max(1, Math.min(runs, Math.floor(MAX_RIG_PAGES / faults)));
   const rig = nestedRig(n * faults, map);
   const out: Run[] = [];
   try {
