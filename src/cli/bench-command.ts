@@ -146,7 +146,7 @@ export function registerBench(program: Command, ctx: CommandContext): void {
     .addOption(
       new Option(
         '--test-drop-invalidations <n>',
-        'test hook: retarget every IOTLB invalidation from the n-th on, so the correctness check must fail',
+        'test hook: retarget every IOTLB invalidation from the n-th on (faults: leave each page mapped from the n-th operation on), so the correctness check must fail',
       )
         .argParser(intIn(0, 2 ** 52))
         .hideHelp(),
@@ -203,9 +203,7 @@ function benchPlan(f: BenchFlags): BenchPlan {
           ? '--rate (it runs closed loop)'
           : (f.hostDmaThreads ?? 0) > 0
             ? '--host-dma-threads'
-            : f.testDropInvalidations !== undefined
-              ? '--test-drop-invalidations'
-              : undefined;
+            : undefined;
     if (other !== undefined) throw new UsageError(`the faults scenario takes no ${other}`);
   }
   if (f.baseline !== undefined && (f.hostDmaThreads ?? 0) > 0)

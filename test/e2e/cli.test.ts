@@ -222,6 +222,32 @@ describe.concurrent('ioasid CLI', () => {
     expect(lines[1]).toMatch(/^ioasid: correctness check FAILED for smmu strict: /);
   });
 
+  it('bench --scenario faults with pages left mapped fails its check: exit 1, one line naming the DMA that did not fault', async () => {
+    const r = await cli(
+      'bench',
+      '--scenario',
+      'faults',
+      '--vendor',
+      'vtd',
+      '--ops',
+      '1200',
+      '--warmup',
+      '0',
+      '--test-drop-invalidations',
+      '100',
+      '--json',
+    );
+    expect(r.status).toBe(1);
+    const j = benchJson(r);
+    expect(j.ok).toBe(false);
+    expect(j.results[0]!.runs[0]!.correctness.stale).toBeGreaterThan(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^ioasid: correctness check FAILED for vtd faults: 77 stale, .*first: DMA 1124 at IOVA 0x[0-9a-f]+: 0 retries/,
+    );
+  });
+
   it('bench --rate runs open loop: latency from the scheduled time, the schedule reported', async () => {
     const r = await cli('bench', '--vendor', 'vtd', '--ops', '300', '--rate', '20000', '--json');
     expect(r.status).toBe(0);
