@@ -19,8 +19,8 @@
  *   SVA-like handler, page group response, and the retry.
  *
  * Then the two engine rows again on one long-lived fd each: the runs go back to back on fresh
- * pages of one rig, as a VMM that keeps its device and handler sees them. Each interleaved run
- * builds a fresh fd, engine and handler, and pays part of the JIT's settling again.
+ * pages of one rig, as a VMM that keeps its device and handler sees them (an interleaved run
+ * builds a fresh fd, engine and handler each time). Its IOTLB is full, so every fill evicts.
  *
  * Guest and host memory are touched once before timing (the host OS's own first-touch faults of
  * the simulator's SharedArrayBuffer are not the simulated faults). Latency: from submit to
@@ -149,9 +149,9 @@ type Rig = ReturnType<typeof nestedRig>;
 
 /**
  * The engine rows on one long-lived fd: `runs` runs of `faults` faults back to back on fresh
- * pages of one rig, as a VMM that keeps its device and handler sees them (each run on a fresh
- * fd pays the JIT's settling again: new closures, new shapes). Fewer runs when they would not
- * fit one stage-1 L2 table.
+ * pages of one rig, as a VMM that keeps its device and handler sees them (a run on a fresh fd
+ * starts with new closures and an empty IOTLB). Fewer runs when they would not fit one stage-1
+ * L2 table.
  */
 async function longLivedRuns(faults: number, runs: number, map: boolean): Promise<Run[]> {
   const n = Math.max(1, Math.min(runs, Math.floor(MAX_RIG_PAGES / faults)));

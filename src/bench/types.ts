@@ -57,7 +57,8 @@ export interface BenchOptions {
   /**
    * Test hook: from this IOTLB invalidation on (0 = the first one measured or warmed up), each is
    * retargeted to a domain that does not exist, as a broken fast path that drops invalidations
-   * would. The correctness check must then fail. Undefined: off.
+   * would. The correctness check must then fail. Undefined: off. In the faults scenario, from
+   * this operation on each page is left mapped (its unmap, and the invalidation with it, skipped).
    */
   dropInvalidationsFrom: number | undefined;
 }
