@@ -31,8 +31,8 @@ import {
 import { IommufdError } from '../util/errors.js';
 import { SmmuFeature } from '../vendor/smmuv3/commands.js';
 import { SmmuEventWriter, type SmmuEventStats } from '../vendor/smmuv3/events.js';
-import { CR0, HTTU, OAS_ENCODING, STRTAB_FMT } from '../vendor/smmuv3/regs-defs.js';
-import { smmuStallModel } from '../vendor/smmuv3/regs-caps.js';
+import { CR0, STRTAB_FMT } from '../vendor/smmuv3/regs-defs.js';
+import { smmuResolverCaps } from '../vendor/smmuv3/regs-caps.js';
 import { SmmuRegisters, type SmmuRegisterOptions, type SmmuStreamTable } from '../vendor/smmuv3/regs.js';
 import { SMMU_ABORT, SMMU_BYPASS, SMMU_CFG_FLAG, SMMU_RESOLVED, SmmuConfig } from '../vendor/smmuv3/resolve-config.js';
 import { SmmuResolver } from '../vendor/smmuv3/resolve.js';
@@ -157,24 +157,7 @@ export class QemuSmmuUnit {
     this.#ownsRam = r.owned;
     const o = this.regs.options;
     const mem = this.guest.i32;
-    this.#resolver = new SmmuResolver(new PhysQwordReader(mem), {
-      s1p: o.stage1,
-      s2p: false,
-      stLevel2: o.twoLevelStreamTable,
-      cd2l: o.twoLevelCdTable,
-      sidBits: o.sidBits,
-      ssidBits: o.ssidBits,
-      oas: OAS_ENCODING[o.oas],
-      gran4k: true,
-      gran16k: false,
-      gran64k: false,
-      ats: false,
-      stallModel: smmuStallModel(o),
-      termModel: !o.terminateRazWi,
-      httu: o.httu === 'none' ? HTTU.None : o.httu === 'access' ? HTTU.Access : HTTU.AccessDirty,
-      asid16: o.asid16,
-      vmid16: o.vmid16,
-    });
+    this.#resolver = new SmmuResolver(new PhysQwordReader(mem), { ...smmuResolverCaps(o), s2p: false, ats: false });
     this.#events = new SmmuEventWriter(this.regs, (addr, words) => this.#writeRecord(addr, words));
     const features = (o.stage1 ? SmmuFeature.Stage1 : 0) | (o.ril ? SmmuFeature.Ril : 0);
     this.#cmdq = new QemuSmmuCmdq(this.regs, mem, features, this.#iotlb, this.#configs);

@@ -6,8 +6,8 @@
  * resolved configuration is summed up in a report.
  */
 import { cfgInputSize, cfgOutputSize, cfgStartLevel } from '../pgtable/walk-config.js';
-import { HTTU, OAS_ENCODING, STRTAB_FMT } from '../vendor/smmuv3/regs-defs.js';
-import { smmuStallModel } from '../vendor/smmuv3/regs-caps.js';
+import { STRTAB_FMT } from '../vendor/smmuv3/regs-defs.js';
+import { smmuResolverCaps } from '../vendor/smmuv3/regs-caps.js';
 import type { SmmuRegisters } from '../vendor/smmuv3/regs.js';
 import { SMMU_CFG_FLAG, type SmmuCaps, type SmmuConfig } from '../vendor/smmuv3/resolve-config.js';
 import type { Stage2Translator } from '../vendor/smmuv3/resolve-stage2.js';
@@ -24,24 +24,7 @@ export interface SmmuUnitView {
 /** The resolver capabilities of `unit`, as SmmuIommu builds them from its options (4 KiB granule only). */
 export function smmuCaps(unit: SmmuUnitView): SmmuCaps {
   const o = unit.regs.options;
-  return {
-    s1p: o.stage1,
-    s2p: o.stage2,
-    stLevel2: o.twoLevelStreamTable,
-    cd2l: o.twoLevelCdTable,
-    sidBits: o.sidBits,
-    ssidBits: o.ssidBits,
-    oas: OAS_ENCODING[o.oas],
-    gran4k: true,
-    gran16k: false,
-    gran64k: false,
-    ats: o.ats,
-    stallModel: smmuStallModel(o),
-    termModel: !o.terminateRazWi,
-    httu: o.httu === 'none' ? HTTU.None : o.httu === 'access' ? HTTU.Access : HTTU.AccessDirty,
-    asid16: o.asid16,
-    vmid16: o.vmid16,
-  };
+  return smmuResolverCaps(o);
 }
 
 /**

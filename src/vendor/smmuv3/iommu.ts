@@ -57,8 +57,8 @@ import { smmuDma, type SmmuDmaArgs, type SmmuDmaHost, type SmmuDmaResult, type S
 import { SmmuEventWriter, type SmmuEventStats, type SmmuPageFault } from './events.js';
 import { SmmuPriQueue, type SmmuPriStats } from './pri.js';
 import { SmmuStallTable, type SmmuStallOutcome, type SmmuStallStats } from './stall.js';
-import { CR0, HTTU, OAS_ENCODING, STALL_MODEL, STRTAB_FMT } from './regs-defs.js';
-import { smmuStallModel } from './regs-caps.js';
+import { CR0, STALL_MODEL, STRTAB_FMT } from './regs-defs.js';
+import { smmuResolverCaps, smmuStallModel } from './regs-caps.js';
 import { SmmuRegisters, type SmmuInterrupt, type SmmuRegisterOptions, type SmmuStreamTable } from './regs.js';
 import { SMMU_ABORT, SMMU_BYPASS, SMMU_CFG_FLAG, SMMU_RESOLVED, SmmuConfig } from './resolve-config.js';
 import { ArmStage2Translator } from './resolve-stage2.js';
@@ -249,24 +249,7 @@ export class SmmuIommu {
     const mem = this.guest.i32;
     this.#resolver = new SmmuResolver(
       new PhysQwordReader(mem),
-      {
-        s1p: o.stage1,
-        s2p: o.stage2,
-        stLevel2: o.twoLevelStreamTable,
-        cd2l: o.twoLevelCdTable,
-        sidBits: o.sidBits,
-        ssidBits: o.ssidBits,
-        oas: OAS_ENCODING[o.oas],
-        gran4k: true,
-        gran16k: false,
-        gran64k: false,
-        ats: o.ats,
-        stallModel: smmuStallModel(o),
-        termModel: !o.terminateRazWi,
-        httu: o.httu === 'none' ? HTTU.None : o.httu === 'access' ? HTTU.Access : HTTU.AccessDirty,
-        asid16: o.asid16,
-        vmid16: o.vmid16,
-      },
+      smmuResolverCaps(o),
       o.stage1 && o.stage2 ? new ArmStage2Translator(mem) : null,
     );
     const iotlb = backend.iotlb ?? new Iotlb(64, 1);

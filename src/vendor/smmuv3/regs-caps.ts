@@ -11,6 +11,7 @@ import {
   TTENDIAN,
   TTF,
 } from './regs-defs.js';
+import type { SmmuCaps } from './resolve-config.js';
 
 /** An output address size IDR5.OAS can report, in bits. */
 export type SmmuOas = keyof typeof OAS_ENCODING;
@@ -197,6 +198,32 @@ const HTTU_VALUE = { none: HTTU.None, access: HTTU.Access, 'access-dirty': HTTU.
 export function smmuStallModel(o: ResolvedSmmuOptions): number {
   if (!o.stall) return STALL_MODEL.TerminateOnly;
   return o.stallForce ? STALL_MODEL.StallForced : STALL_MODEL.StallAndTerminate;
+}
+
+/**
+ * What a configuration resolver of a unit with options `o` may accept: its stages, table
+ * formats, ID widths, output size, stall and terminate models, HTTU and ASID/VMID widths (the 4
+ * KiB granule only, as the walkers implement).
+ */
+export function smmuResolverCaps(o: ResolvedSmmuOptions): SmmuCaps {
+  return {
+    s1p: o.stage1,
+    s2p: o.stage2,
+    stLevel2: o.twoLevelStreamTable,
+    cd2l: o.twoLevelCdTable,
+    sidBits: o.sidBits,
+    ssidBits: o.ssidBits,
+    oas: OAS_ENCODING[o.oas],
+    gran4k: true,
+    gran16k: false,
+    gran64k: false,
+    ats: o.ats,
+    stallModel: smmuStallModel(o),
+    termModel: !o.terminateRazWi,
+    httu: HTTU_VALUE[o.httu],
+    asid16: o.asid16,
+    vmid16: o.vmid16,
+  };
 }
 
 /** IDR0: stages, table formats and levels, stall and terminate models, ATS/PRI, MSI/SEV, ID widths. */
