@@ -72,6 +72,7 @@ import {
   type VtdPageRequest,
   type VtdPageRequestGroup,
   type VtdPrqHandlerStats,
+  zeroPrqStats,
 } from './prq.js';
 import { PRG_RESPONSE } from '../../vendor/vtd/page-request.js';
 
@@ -331,19 +332,7 @@ export class VtdGuestDriver {
       queueErrors: 0,
       restarts: 0,
     };
-    const prq = this.#prq?.stats ?? {
-      runs: 0,
-      requests: 0,
-      groups: 0,
-      success: 0,
-      invalid: 0,
-      failure: 0,
-      stopMarkers: 0,
-      badRequests: 0,
-      overflowsCleared: 0,
-      discarded: 0,
-    };
-    return { ...q, ...this.#counts, prq: { ...prq } };
+    return { ...q, ...this.#counts, prq: { ...(this.#prq?.stats ?? zeroPrqStats()) } };
   }
 
   // ---- probe (init_dmars) --------------------------------------------------------------------

@@ -56,6 +56,22 @@ export interface VtdPrqHandlerStats {
   discarded: number;
 }
 
+/** Page request counters at zero: a new queue's, and a driver's before it enables page requests. */
+export function zeroPrqStats(): VtdPrqHandlerStats {
+  return {
+    runs: 0,
+    requests: 0,
+    groups: 0,
+    success: 0,
+    invalid: 0,
+    failure: 0,
+    stopMarkers: 0,
+    badRequests: 0,
+    overflowsCleared: 0,
+    discarded: 0,
+  };
+}
+
 /** What the queue needs of the driver. */
 export interface PageRequestPort {
   /** Handles a complete group; returns the response code. */
@@ -76,18 +92,7 @@ export class GuestPageRequestQueue {
   /** Descriptors in the ring. */
   readonly entries: number;
   /** Counters. */
-  readonly stats: VtdPrqHandlerStats = {
-    runs: 0,
-    requests: 0,
-    groups: 0,
-    success: 0,
-    invalid: 0,
-    failure: 0,
-    stopMarkers: 0,
-    badRequests: 0,
-    overflowsCleared: 0,
-    discarded: 0,
-  };
+  readonly stats: VtdPrqHandlerStats = zeroPrqStats();
   readonly #unit: VtdUnitPort;
   readonly #port: PageRequestPort;
   readonly #partial = new Map<number, VtdPageRequest[]>();
