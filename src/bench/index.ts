@@ -11,6 +11,7 @@ export {
   type SummaryMetric,
 } from './compare.js';
 export { BenchOptionError } from './errors.js';
+export { MAX_FAULT_DEPTH } from './faults.js';
 export { LatencyHistogram, type LatencySummary } from './histogram.js';
 export type { HostDmaFigures } from './host-dma.js';
 export { BENCH_DEFAULTS, resolveBenchOptions, type BenchOptionsInput } from './options.js';

@@ -185,17 +185,17 @@ export const SCENARIO_SPECS: Readonly<Record<ScenarioName, ScenarioSpec>> = {
     name: 'faults',
     summary: 'recoverable I/O page faults through iommufd: fault, demand-paging handler, response, retry',
     policy: 'strict',
-    defaultLiveEntries: 1,
+    defaultLiveEntries: 64,
     maxPages: 1,
     devicesPerUnit: 1,
     ats: noAts,
     multiUnit: false,
     guestRamMib: 8,
     describe: (o) =>
-      `faults: per op, a 64-byte DMA into an unmapped page of an IOPF-capable domain (${o.vendor === 'vtd' ? 'a PRI page request group' : 'an SMMUv3 stalled transaction'}); ` +
+      `faults: per op, a 64-byte DMA into an unmapped page of an IOPF-capable domain (${o.vendor === 'vtd' ? 'a PRI page request group' : 'an SMMUv3 stalled transaction'}), ${o.liveEntries} in flight; ` +
       "the VMM's handler maps the page and answers SUCCESS, the DMA retries and lands, then the page is unmapped again",
     pages: onePage,
-    // Its own runner (faults.ts): an operation awaits its DMA.
+    // Its own runner (faults.ts): a DMA engine keeps the writes in flight, and each completes later.
     op: () => {
       throw new RangeError('the faults scenario runs on its own runner');
     },

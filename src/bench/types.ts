@@ -25,7 +25,7 @@ export interface BenchOptions {
   batch: number;
   /** IOTLB capacity in entries. */
   iotlbEntries: number;
-  /** Mappings live at any time, over every device of the run. */
+  /** Mappings live at any time, over every device of the run (the faults scenario: DMAs in flight). */
   liveEntries: number;
   /** Devices translate (and so fill the IOTLB) between map and unmap. */
   dma: boolean;

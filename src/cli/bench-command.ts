@@ -10,6 +10,7 @@ import {
   BENCH_DEFAULTS,
   BenchOptionError,
   compareDocuments,
+  MAX_FAULT_DEPTH,
   planPoints,
   runSuite,
   SCENARIO_SPECS,
@@ -205,6 +206,11 @@ function benchPlan(f: BenchFlags): BenchPlan {
             ? '--host-dma-threads'
             : undefined;
     if (other !== undefined) throw new UsageError(`the faults scenario takes no ${other}`);
+    if (f.liveEntries !== undefined && f.liveEntries > MAX_FAULT_DEPTH)
+      throw new UsageError(
+        `--live-entries is the faults scenario's DMAs in flight, at most ${MAX_FAULT_DEPTH} (a PRI device's page request group indices)`,
+      );
+    if (f.dma === false) throw new UsageError('the faults scenario takes no --dma off (its operations are DMAs)');
   }
   if (f.baseline !== undefined && (f.hostDmaThreads ?? 0) > 0)
     throw new UsageError('--baseline qemu runs without host DMA threads (the baseline has none)');

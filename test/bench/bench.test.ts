@@ -69,6 +69,47 @@ describe('the correctness gate', () => {
     expect(r.correctness.checkedDuringRun).toBe(1200);
   });
 
+  it.each([
+    ['vtd', 1],
+    ['vtd', 512],
+    ['smmu', 300],
+  ] as const)(
+    'faults on %s with %i DMAs in flight: each lands in its own page, and the queue adds up',
+    async (vendor, depth) => {
+      // With several in flight, a completion must be matched to its own write: a mix-up lands the
+      // wrong byte in a page, or checks a page that did not fault.
+      const r = await runOnce(
+        resolveBenchOptions({ vendor, scenario: 'faults', ops: 3000, warmupOps: 100, liveEntries: depth }),
+      );
+      expect(r.correctness).toMatchObject({ ok: true, stale: 0, wrongAddress: 0, checkedDuringRun: 3000 });
+      expect(r.barriers).toBe(3000); // one answer per fault
+      expect(r.commands).toBe(6000);
+    },
+  );
+
+  it('faults with 256 DMAs in flight: a page left mapped still stops faulting, and the gate names it', async () => {
+    // 1024 pages cycle, so write 100 + 1024 is the first to find its page still mapped.
+    const r = await runOnce(
+      resolveBenchOptions({
+        vendor: 'smmu',
+        scenario: 'faults',
+        ops: 1500,
+        warmupOps: 0,
+        liveEntries: 256,
+        dropInvalidationsFrom: 100,
+      }),
+    );
+    expect(r.correctness.ok).toBe(false);
+    expect(r.correctness.stale).toBe(1500 - 1124 + 1);
+    expect(r.correctness.failures[0]!.message).toMatch(/^DMA 1124 at IOVA 0x[0-9a-f]+: 0 retries, 0 requests/);
+  });
+
+  it('faults: more DMAs in flight than a PRI device has group indices is refused', async () => {
+    await expect(
+      runOnce(resolveBenchOptions({ vendor: 'vtd', scenario: 'faults', ops: 10, liveEntries: 513 })),
+    ).rejects.toThrow(/at most 512 writes in flight/);
+  });
+
   it('a DMA after a dropped invalidation reaches the old page: found during the run', async () => {
     const o = resolveBenchOptions({
       vendor: 'smmu',

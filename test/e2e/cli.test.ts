@@ -433,6 +433,15 @@ describe.concurrent('ioasid CLI', () => {
     }
     const bad = await cli('bench', '--scenario', 'faults', '--baseline', 'qemu', '--ops', '10');
     expect(bad.status).toBe(2);
+    for (const flags of [
+      ['--live-entries', '513'],
+      ['--dma', 'off'],
+    ]) {
+      const refused = await cli('bench', '--scenario', 'faults', '--ops', '10', ...flags);
+      expect(refused.status, flags.join(' ')).toBe(2);
+      expect(refused.stderr.trim().split('\n'), flags.join(' ')).toHaveLength(1);
+      expect(refused.stdout).toBe('');
+    }
   });
 
   it('bench --baseline qemu: each point on the QEMU-style baseline too, ours/theirs per round, both checked', async () => {
