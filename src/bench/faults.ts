@@ -155,8 +155,9 @@ export async function runFaults(o: BenchOptions, onProgress?: (fraction: number)
                   : `DMA ${i} at IOVA 0x${iova.toString(16)}: the mapped page holds ${landed![0]} (expected ${i & 0xff})`,
           });
       }
-      if (o.dropInvalidationsFrom === undefined || i < o.dropInvalidationsFrom) fd.ioasUnmap(ioas, BigInt(iova), 4096n);
-      else dropped++;
+      // A write that failed before its page was mapped leaves nothing to unmap.
+      if (o.dropInvalidationsFrom !== undefined && i >= o.dropInvalidationsFrom) dropped++;
+      else if (wasFaulted || status === 0) fd.ioasUnmap(ioas, BigInt(iova), 4096n);
     };
     const engine = fd.dmaEngine(dev, {
       depth,
