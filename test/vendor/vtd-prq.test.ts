@@ -236,45 +236,73 @@ describe('demand paging: a PRI device touches unmapped pages, the guest maps the
 });
 
 describe('overflow (PRS.PRO)', () => {
-  it('a full queue sets PRO, drops the rest of the group and the unit answers it Response Failure', async () => {
+  it('a full queue sets PRO and drops the rest of the group; the unit answers the lost last request Success, and the device asks again', async () => {
     // PQS 0: 128 descriptors, of which 127 can be pending (PQT never catches up with PQH).
     const { unit, drv } = setup({ prq: { order: 0 }, irq: 'poll' });
     const events: string[] = [];
     unit.interrupts$.subscribe((i) => events.push(i.kind));
-    const e = await rejection(unit.dma({ sid: SID }, { iova: 0, access: Access.Read, length: 130 * PAGE }));
-    expect(e.errno).toBe('EFAULT');
-    expect(e.message).toMatch(/Response Failure/);
+    // A's 100 requests fit; B's first 27 fit, its last 3 are dropped and the unit answers B.
+    const a = unit.dma({ sid: SID }, { iova: 0, access: Access.Read, length: 100 * PAGE });
+    const b = unit.dma({ sid: SID }, { iova: 0x100_0000, access: Access.Read, length: 30 * PAGE });
     expect(reg32(unit, VTD_REG.PRS)).toBe(PRS.PPR | PRS.PRO);
     expect(events).toEqual(['page-request']); // PPR rose first; PRO alone does not signal again
     let s = unit.stats().prq;
-    expect(s).toMatchObject({ requests: 127, dropped: 3, overflows: 1, autoResponses: 1, responses: 0 });
+    expect(s).toMatchObject({
+      groups: 2,
+      requests: 127,
+      dropped: 3,
+      overflows: 1,
+      autoResponses: 1,
+      autoFailures: 0,
+      responses: 0,
+    });
 
-    // The guest drains: the partial group is discarded (no response), then PRO is cleared.
+    // The guest drains before B retries: A's group is answered, B's partial group is discarded
+    // (no response), then PRO is cleared.
     expect(drv.handlePageRequests()).toBe(127);
     expect(reg32(unit, VTD_REG.PRS)).toBe(0);
     const g = drv.stats();
-    expect(g.prq).toMatchObject({ overflowsCleared: 1, discarded: 127, groups: 0 });
-    expect(g.pageResponses).toBe(0);
+    expect(g.prq).toMatchObject({ overflowsCleared: 1, discarded: 27 });
+    expect(g.pageResponses).toBe(1);
 
-    // The queue works again; no group was answered twice.
-    const p = unit.dma({ sid: SID }, { iova: 0, access: Access.Read, length: 2 * PAGE });
-    drv.handlePageRequests();
-    await p;
+    // B asks again for its 30 pages, and they fit now; the handler runs on each event from here.
+    unit.interrupts$.subscribe((i) => {
+      if (i.kind === 'page-request') drv.handlePageRequests();
+    });
+    const [ra, rb] = await Promise.all([a, b]);
+    expect(ra.length).toBe(100 * PAGE);
+    expect(rb.length).toBe(30 * PAGE);
     s = unit.stats().prq;
-    expect(s.responses + s.autoResponses).toBe(s.groups);
-    expect(s.unmatchedResponses).toBe(0);
+    expect(s).toMatchObject({ groups: 3, requests: 157, responses: 2, autoResponses: 1, unmatchedResponses: 0 });
+    expect(s.responses + s.autoResponses).toBe(s.groups); // no group answered twice
   });
 
-  it('while PRO is set, requests are dropped even when the queue has room', async () => {
+  it('while PRO is set, requests are dropped even when the queue has room, and a device that keeps asking gives up', async () => {
     const { unit, drv } = setup({ prq: { order: 0 }, irq: 'poll' });
-    await rejection(unit.dma({ sid: SID }, { iova: 0, access: Access.Read, length: 128 * PAGE }));
+    // 128 pages never fit in 127 entries: each retry overflows again, until the device gives up.
+    const big = await rejection(unit.dma({ sid: SID }, { iova: 0, access: Access.Read, length: 128 * PAGE }));
+    expect(big.message).toMatch(/still faults after 16 successful page request groups/);
     // Software reads part of the queue (PQH moves) but PRO stays set until it clears it.
     unit.mmioWrite(VTD_REG.PQH, 64 * 32, 8);
-    const before = unit.stats().prq.requests;
+    const before = unit.stats().prq;
     const e = await rejection(unit.dma({ sid: SID }, { iova: 0x100_0000, access: Access.Read, length: 4 }));
-    expect(e.message).toMatch(/Response Failure/);
-    expect(unit.stats().prq.requests).toBe(before);
+    expect(e.errno).toBe('EFAULT');
+    expect(e.message).toMatch(/still faults after 16 successful page request groups/);
+    const after = unit.stats().prq;
+    expect(after.requests).toBe(before.requests);
+    expect(after.autoResponses - before.autoResponses).toBe(16); // each of its 16 groups, answered by the unit
+    expect(after.autoFailures).toBe(0);
     expect(drv.stats().pageResponses).toBe(0);
+  });
+
+  it('a queue that lies outside guest RAM takes nothing, and the unit answers Response Failure', async () => {
+    const { unit } = setup({ irq: 'poll' });
+    // Point PQA past the end of the unit's 32 MiB of guest RAM (order 0: one 4 KiB page).
+    unit.mmioWrite(VTD_REG.PQA, 64 * MIB, 8);
+    const e = await rejection(unit.dma({ sid: SID }, { iova: 0, access: Access.Read, length: 4 }));
+    expect(e.errno).toBe('EFAULT');
+    expect(e.message).toMatch(/Response Failure/);
+    expect(unit.stats().prq).toMatchObject({ groups: 1, requests: 0, dropped: 1, autoResponses: 1, autoFailures: 1 });
   });
 });
 

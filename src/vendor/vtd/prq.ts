@@ -15,11 +15,27 @@ import { PRQ_DESC_BYTES, PRS, VTD_REG } from './regs-defs.js';
 import type { VtdRegisters } from './regs.js';
 
 /**
- * What the unit answers itself for a group whose last request it could not queue. The reference
- * leaves the exact code to the spec; Response Failure is used so that a device never retries
- * into a queue that software has not drained (QEMU returns -ENOSPC to the device model instead).
+ * What the unit answers itself for a group whose last request an overflow dropped (the queue was
+ * full, or PRS.PRO was set): Success, so that the device retries and asks again for the pages
+ * still missing. The references leave the VT-d code to the spec, which is not among them
+ * (QEMU returns -ENOSPC to the device model instead). The choice rests on four points:
+ * - A PCIe Response Failure is a catastrophic error: the function disables its page request
+ *   interface until software resets it. That is too much for a queue that software can drain.
+ * - The RISC-V IOMMU spec answers an overflow Success and a queue memory fault Response Failure,
+ *   "to allow the OS to be able to recover from a temporary overflow" (riscv-non-isa/riscv-iommu
+ *   issue #262, answered by its editor).
+ * - The SMMUv3 unit here answers a lost Last request Success (smmuv3/pri.ts).
+ * - Linux handles an overflow by discarding the partial groups (`iopf_queue_discard_partial`),
+ *   which assumes the device asks again.
  */
-export const OVERFLOW_RESPONSE = PRG_RESPONSE.Failure;
+export const OVERFLOW_RESPONSE = PRG_RESPONSE.Success;
+
+/**
+ * What the unit answers itself for a group whose last request it could not write because the
+ * queue lies outside guest RAM (the write aborts): Response Failure, as the RISC-V IOMMU answers
+ * after a queue memory fault, and the SMMUv3 unit here for a queue it cannot use.
+ */
+export const ABORT_RESPONSE = PRG_RESPONSE.Failure;
 
 /** Counters of the page request queue. */
 export interface VtdPrqStats {
@@ -31,8 +47,10 @@ export interface VtdPrqStats {
   dropped: number;
   /** Times the unit set PRS.PRO. */
   overflows: number;
-  /** Groups the unit answered itself (their last request was dropped). */
+  /** Groups the unit answered itself (their last request was dropped): Success after an overflow. */
   autoResponses: number;
+  /** Of those, the groups answered Response Failure (the queue lies outside guest RAM). */
+  autoFailures: number;
   /** Page group responses that completed an outstanding group. */
   responses: number;
   /** Page group responses that matched no outstanding group (or not its PASID): ignored. */
@@ -65,6 +83,7 @@ export class VtdPageRequestQueue {
     dropped: 0,
     overflows: 0,
     autoResponses: 0,
+    autoFailures: 0,
     responses: 0,
     unmatchedResponses: 0,
   };
@@ -109,14 +128,15 @@ export class VtdPageRequestQueue {
     for (let i = 0; i < pages.length; i++) {
       d.address = pages[i]!;
       d.lpig = i === pages.length - 1;
-      const queued = this.#write(d);
+      const outcome = this.#write(d);
       // A dropped last request is answered by the unit, so the device does not wait forever.
-      if (!queued && d.lpig) {
+      if (outcome !== 'queued' && d.lpig) {
         const g = this.#groups.get(key);
         if (g !== undefined) {
           this.#groups.delete(key);
           this.#stats.autoResponses++;
-          g.done(OVERFLOW_RESPONSE);
+          if (outcome === 'aborted') this.#stats.autoFailures++;
+          g.done(outcome === 'aborted' ? ABORT_RESPONSE : OVERFLOW_RESPONSE);
         }
       }
     }
@@ -162,32 +182,32 @@ export class VtdPageRequestQueue {
   /**
    * Writes one descriptor at PQT, advances PQT and sets PRS.PPR (the event fires only when PPR and
    * PRO were both clear, QEMU `vtd_generate_page_request_event`). While PRO is set nothing is
-   * written; a full queue sets PRO (with its event) and drops the request. Returns whether it
-   * was queued.
+   * written; a full queue sets PRO (with its event) and drops the request. Returns what became
+   * of it: queued, dropped by an overflow, or aborted (the queue lies outside guest RAM).
    */
-  #write(d: PageRequestDescriptor): boolean {
+  #write(d: PageRequestDescriptor): 'queued' | 'overflow' | 'aborted' {
     const regs = this.#regs;
     if ((Number(regs.mmioRead(VTD_REG.PRS, 4)) & PRS.PRO) !== 0) {
       this.#stats.dropped++;
-      return false;
+      return 'overflow';
     }
     if (regs.prqFull) {
       this.#stats.dropped++;
       this.#stats.overflows++;
       regs.setPrs({ pro: true });
-      return false;
+      return 'overflow';
     }
     const tail = regs.prqTail;
     const at = Number(regs.prqBase) + tail;
     if (at + PRQ_DESC_BYTES > this.#ramBytes) {
       // The write aborts: nothing reaches software.
       this.#stats.dropped++;
-      return false;
+      return 'aborted';
     }
     encodePageRequest(d, this.#mem, at / 4);
     regs.setPageRequestTail((tail + PRQ_DESC_BYTES) % (regs.prqSizeEntries * PRQ_DESC_BYTES));
     this.#stats.requests++;
     regs.setPrs({ ppr: true });
-    return true;
+    return 'queued';
   }
 }
