@@ -111,7 +111,10 @@ export function registerBench(program: Command, ctx: CommandContext): void {
       ),
     )
     .addOption(
-      new Option('--live-entries <n>', 'mappings live at once (default: the scenario’s)').argParser(intIn(1, 2 ** 20)),
+      new Option(
+        '--live-entries <n>',
+        'mappings live at once; faults: DMAs in flight (default: the scenario’s)',
+      ).argParser(intIn(1, 2 ** 20)),
     )
     .addOption(new Option('--dma <on|off>', 'devices translate between map and unmap (default on)').argParser(onOff))
     .addOption(
